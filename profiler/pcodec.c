@@ -12,7 +12,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#define PCODEC_MAX_RAW_BYTES (512u << 20) /* bytes: a decompressed profile larger is refused */
+#define PCODEC_MAX_RAW_BYTES  (512u << 20) /* bytes: a decompressed profile larger is refused */
 #define PCODEC_MAX_FILE_BYTES (256u << 20)
 
 static void set_err(char *err, size_t errlen, const char *msg)

@@ -33,7 +33,8 @@ static void test_bad_durations(void **state)
 {
     (void)state;
     int64_t ns;
-    const char *bad[] = {"", " 1s", "s", "10x", "1s ", "abc", "inf", "nan", "0x10", "1e30h", "10 s"};
+    const char *bad[] = {"",    " 1s", "s",    "10x",   "1s ", "abc",
+                         "inf", "nan", "0x10", "1e30h", "10 s"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(lc_parse_duration_ns(bad[i], &ns), -1);
     assert_int_equal(lc_parse_duration_ns(NULL, &ns), -1);
@@ -67,8 +68,8 @@ static void test_hostport(void **state)
     assert_int_equal(lc_parse_hostport("[::1]:6060", host, sizeof(host), &port), 0);
     assert_string_equal(host, "::1");
     assert_int_equal(port, 6060);
-    const char *bad[] = {"8080", ":8080", "host:", "host:65536", "host:-1", "::1:80", "[::1]80",
-                         "host:80x"};
+    const char *bad[] = {"8080",    ":8080",  "host:",   "host:65536",
+                         "host:-1", "::1:80", "[::1]80", "host:80x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(lc_parse_hostport(bad[i], host, sizeof(host), &port), -1);
     assert_int_equal(lc_parse_hostport("averyveryverylonghostname:1", host, 8, &port), -1);
