@@ -204,6 +204,11 @@ static struct evhttp *new_http(struct event_base *base, const struct svc_config 
     struct timeval idle = {.tv_sec = cfg->idle_timeout_ns / LC_NS_PER_SEC,
                            .tv_usec = (cfg->idle_timeout_ns % LC_NS_PER_SEC) / LC_NS_PER_USEC};
     evhttp_set_timeout_tv(http, &idle);
+    /* Let every method reach our callbacks, so a wrong one gets 405 (or 404 for an unknown path)
+     * from us rather than evhttp's 501. */
+    evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                         EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                                         EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
     evhttp_set_gencb(http, handle_not_found, NULL);
     return http;
 }
