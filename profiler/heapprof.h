@@ -12,7 +12,7 @@
  *   HEAPPROF_SEED=N          make the sampling sequence repeatable (tests)
  *   HEAPPROF_FILE=PREFIX     write PREFIX.NNNN.pb.gz at exit (and every HEAPPROF_INTERVAL)
  *   HEAPPROF_INTERVAL=DUR    e.g. 10s
- *   HEAPPROF_HTTP=HOST:PORT  serve /debug/pprof/* from a thread of its own (preloaded programs)
+ *   HEAPPROF_HTTP=HOST:PORT  serve /debug/pprof/... from a thread of its own (preloaded programs)
  *
  * Functions return 0 / -1 (errno set); none of them prints.
  */
