@@ -54,8 +54,9 @@ enum lg_verdict_kind lg_verdict_compute(const struct lg_verdict_point *pts, size
     size_t first = 0;
     while (first < n && pts[first].t_s < mid)
         first++;
-    if (n - first < LG_VERDICT_MIN_WINDOW)
-        first = n - LG_VERDICT_MIN_WINDOW;
+    size_t least = n < LG_VERDICT_MIN_MONOTONE ? n : LG_VERDICT_MIN_MONOTONE;
+    if (n - first < least)
+        first = n - least;
     const struct lg_verdict_point *w = pts + first;
     size_t m = n - first;
     v->first = first;

@@ -6,8 +6,9 @@
  *
  *  1. Window. Only the second half of the run (by time) is judged: the first half holds the
  *     warm-up (caches filling, a TTL store filling up to its steady state). If the second half
- *     has fewer than LG_VERDICT_MIN_WINDOW points, the last LG_VERDICT_MIN_WINDOW points are
- *     used; with fewer points than that in all, the verdict is UNKNOWN.
+ *     has fewer than LG_VERDICT_MIN_MONOTONE points, the last LG_VERDICT_MIN_MONOTONE points
+ *     are used (all of them when there are fewer); with fewer than LG_VERDICT_MIN_WINDOW points
+ *     in all, the verdict is UNKNOWN.
  *
  *  2. Trend. A least-squares line through the window gives the slope b (bytes/s) and residuals
  *     e_i. Growth G = b * (window span).
@@ -38,8 +39,8 @@
 #include <stddef.h>
 
 #define LG_VERDICT_MIN_WINDOW       4    /* points: fewer and the verdict is UNKNOWN */
-#define LG_VERDICT_MIN_MONOTONE     6    /* points needed for test B */
-#define LG_VERDICT_MAX_FALL_RATIO   0.25 /* test B: sum of falls / sum of rises at most this */
+#define LG_VERDICT_MIN_MONOTONE     8    /* points needed for test B */
+#define LG_VERDICT_MAX_FALL_RATIO   0.15 /* test B: sum of falls / sum of rises at most this */
 #define LG_VERDICT_MIN_GROWTH_RATIO 0.01 /* test B: growth over the window / mean level */
 #define LG_VERDICT_MAX_RHO          0.9
 
