@@ -598,8 +598,11 @@ static int run_main(int argc, char **argv)
                              .tv_usec = to_second % LC_NS_PER_SEC / 1000};
         evtimer_add(r.second_ev, &tv);
     }
-    if (r.profiles)
-        event_active(r.profile_ev, EV_TIMEOUT, 0); /* the first profile at time zero */
+    if (r.profiles) { /* the first profile at time zero */
+        int64_t to_start = r.start_ns > now ? r.start_ns - now : 0;
+        struct timeval tv = {.tv_sec = 0, .tv_usec = to_start / 1000};
+        evtimer_add(r.profile_ev, &tv);
+    }
     if (r.profiles)
         lg_profiles_fetch_memstats(r.profiles);
     event_base_dispatch(r.base);
