@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,12 @@ struct store {
     struct store_options options;
     struct janitor *janitor; /* NULL when sweep_every_ns is 0: the caller sweeps */
 };
+
+/* The expiry rule, in one place: an entry put at t is live for now < t + TTL. */
+static bool is_expired(const struct store_entry *entry, int64_t now_ns)
+{
+    return entry->expires_ns <= now_ns;
+}
 
 /* The janitor's callback: a sweep on the real clock. */
 static void sweep_now(void *store)
@@ -154,12 +161,12 @@ size_t store_sweep(struct store *store, int64_t now_ns)
         int64_t locked = lc_monotonic_ns();
         struct store_entry *oldest;
         while (n < STORE_SWEEP_BATCH_ENTRIES && (oldest = store->entries) != NULL &&
-               oldest->expires_ns <= now_ns) {
+               is_expired(oldest, now_ns)) {
             HASH_DELETE(hh, store->entries, oldest);
             store->bytes -= sizeof(*oldest) + oldest->len;
             batch[n++] = oldest;
         }
-        more = store->entries != NULL && store->entries->expires_ns <= now_ns;
+        more = store->entries != NULL && is_expired(store->entries, now_ns);
         store->expired_total += n;
         store->sweep_batches++;
         int64_t hold = lc_monotonic_ns() - locked;
