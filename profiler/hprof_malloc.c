@@ -38,8 +38,8 @@
  *     environment and sets up the table inside the guard; other threads' allocations meanwhile
  *     are plain (unsampled) rather than waiting. hprof_rate and hprof_seed are written before
  *     READY is published (release) and never again.
- *   - hprof_fork_gate (a writer-preferring rwlock) is held for reading around unwinding and
- *     bucket insertion; the fork prepare handler takes it for writing, so no thread is inside
+ *   - The fork gate (hprof_gate_*, a writer-preferring reader/writer gate) is entered around
+ *     unwinding and bucket insertion; the fork prepare handler closes it, so no thread is inside
  *     libunwind or the table's insert lock when fork() copies the process. The fork handlers
  *     run inside the guard, so an atfork handler of another library (or a signal handler)
  *     that allocates meanwhile is served as overhead and never waits on the gate.
@@ -55,6 +55,7 @@
 #include <libunwind.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -69,14 +70,16 @@
 #error "hprof_malloc forwards to glibc's __libc_* allocator and relies on its 64-bit chunk layout"
 #endif
 
-/* glibc's allocator under its own names (exported by libc.so.6 since 2.2.5). */
-extern void *__libc_malloc(size_t n);
-extern void __libc_free(void *p);
-extern void *__libc_calloc(size_t nmemb, size_t size);
-extern void *__libc_realloc(void *p, size_t n);
-extern void *__libc_memalign(size_t align, size_t n);
-extern void *__libc_valloc(size_t n);
-extern void *__libc_pvalloc(size_t n);
+/* glibc's allocator under its own names (exported by libc.so.6 since 2.2.5). noplt: the fast
+ * paths tail-call them through the GOT, one indirect jump, instead of a jump to a PLT stub. */
+#define HPROF_LIBC extern __attribute__((noplt))
+HPROF_LIBC void *__libc_malloc(size_t n);
+HPROF_LIBC void __libc_free(void *p);
+HPROF_LIBC void *__libc_calloc(size_t nmemb, size_t size);
+HPROF_LIBC void *__libc_realloc(void *p, size_t n);
+HPROF_LIBC void *__libc_memalign(size_t align, size_t n);
+HPROF_LIBC void *__libc_valloc(size_t n);
+HPROF_LIBC void *__libc_pvalloc(size_t n);
 
 #define HPROF_HDR_BYTES   16u            /* header of a tagged block; keeps 16-byte alignment */
 #define HPROF_TAG_BIT     ((uintptr_t)8) /* never set in a glibc chunk size field */
@@ -106,18 +109,20 @@ struct hprof_thread {
     size_t saved_left; /* left, while inside the guard */
     int depth;         /* guard depth: > 0 inside the profiler */
     int ready;         /* rng seeded and first distance drawn */
+    int in_gate;       /* inside the fork gate (a fork from a signal handler must not wait) */
     uint64_t rng;      /* splitmix64 state */
 };
 static __thread struct hprof_thread hprof_t __attribute__((tls_model("initial-exec")));
 
 static _Atomic int hprof_state;
-static uint64_t hprof_rate;              /* bytes; written once before READY */
-static uint64_t hprof_seed;              /* written once before READY */
-static size_t hprof_page;                /* bytes; written once before READY */
-static _Atomic uint64_t hprof_ordinals;  /* threads that have drawn a first distance */
-static _Atomic int64_t hprof_overhead;   /* bytes in live overhead blocks */
-static _Atomic uint64_t hprof_dropped;   /* samples the table had no memory for */
-static pthread_rwlock_t hprof_fork_gate; /* see the model: read = unwinding/inserting */
+static uint64_t hprof_rate;             /* bytes; written once before READY */
+static uint64_t hprof_seed;             /* written once before READY */
+static size_t hprof_page;               /* bytes; written once before READY */
+static _Atomic uint64_t hprof_ordinals; /* threads that have drawn a first distance */
+static _Atomic int64_t hprof_overhead;  /* bytes in live overhead blocks */
+static _Atomic uint64_t hprof_dropped;  /* samples the table had no memory for */
+static _Atomic int hprof_gate_inside;   /* threads unwinding or inserting (the fork gate) */
+static _Atomic int hprof_gate_closed;   /* 1 while fork() is being prepared */
 static size_t (*_Atomic hprof_real_usable)(void *);
 
 /* ---- headers ---- */
@@ -198,7 +203,7 @@ static HPROF_TEXT void *hprof_plain_alloc(size_t n, size_t align, int zero)
 
 /* ---- guard ---- */
 
-void hprof_internal_enter(void)
+static inline void hprof_guard_enter(void)
 {
     struct hprof_thread *t = &hprof_t;
     if (t->depth++ == 0) {
@@ -209,7 +214,7 @@ void hprof_internal_enter(void)
     atomic_signal_fence(memory_order_seq_cst);
 }
 
-void hprof_internal_exit(void)
+static inline void hprof_guard_exit(void)
 {
     struct hprof_thread *t = &hprof_t;
     atomic_signal_fence(memory_order_seq_cst);
@@ -222,6 +227,17 @@ void hprof_internal_exit(void)
     t->depth--;
 }
 
+/* The exported names, for the output half; the interposer calls the inline ones (no PLT). */
+void hprof_internal_enter(void)
+{
+    hprof_guard_enter();
+}
+
+void hprof_internal_exit(void)
+{
+    hprof_guard_exit();
+}
+
 int hprof_internal_depth(void)
 {
     return hprof_t.depth;
@@ -229,38 +245,57 @@ int hprof_internal_depth(void)
 
 /* ---- initialisation and fork ---- */
 
-static void hprof_gate_init(void)
+/* The fork gate: a writer-preferring reader/writer gate made of two atomics, cheaper than a
+ * pthread rwlock on the sampled path (one atomic add to enter, one to leave). Samplers announce
+ * themselves in hprof_gate_inside, then check hprof_gate_closed; fork's prepare handler closes
+ * the gate, then waits for hprof_gate_inside to drain. Both sides use sequentially consistent
+ * operations, so at least one of them sees the other (Dekker): no sampler is ever inside
+ * libunwind or the table's insert lock when fork() copies the process. Samplers never nest
+ * (the guard), so the prepare handler cannot wait for its own thread. */
+static HPROF_TEXT void hprof_gate_enter(void)
 {
-    pthread_rwlockattr_t attr;
-    pthread_rwlockattr_init(&attr);
-    /* Writer preference: fork() must not starve behind a stream of samples at rate 1. Readers
-     * never nest (the guard makes the sampled path non-reentrant), so it cannot deadlock. */
-    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-    pthread_rwlock_init(&hprof_fork_gate, &attr);
-    pthread_rwlockattr_destroy(&attr);
+    for (;;) {
+        atomic_fetch_add(&hprof_gate_inside, 1);
+        if (!atomic_load(&hprof_gate_closed)) {
+            hprof_t.in_gate = 1;
+            return;
+        }
+        atomic_fetch_sub(&hprof_gate_inside, 1);
+        while (atomic_load(&hprof_gate_closed))
+            sched_yield();
+    }
+}
+
+static HPROF_TEXT void hprof_gate_leave(void)
+{
+    hprof_t.in_gate = 0;
+    atomic_fetch_sub_explicit(&hprof_gate_inside, 1, memory_order_release);
 }
 
 static void hprof_atfork_prepare(void)
 {
-    hprof_internal_enter();
-    pthread_rwlock_wrlock(&hprof_fork_gate);
+    hprof_guard_enter();
+    atomic_store(&hprof_gate_closed, 1);
+    /* A signal handler on a sampling thread may fork: then that sampler is us, and stays. */
+    while (atomic_load(&hprof_gate_inside) != hprof_t.in_gate)
+        sched_yield();
     hprof_table_lock();
 }
 
 static void hprof_atfork_parent(void)
 {
     hprof_table_unlock();
-    pthread_rwlock_unlock(&hprof_fork_gate);
-    hprof_internal_exit();
+    atomic_store(&hprof_gate_closed, 0);
+    hprof_guard_exit();
 }
 
 static void hprof_atfork_child(void)
 {
-    /* Our thread is the only one: re-initialise instead of unlocking (glibc's rwlock records
-     * the writer's TID, which the child no longer has). */
+    /* Our thread is the only one: re-initialise the lock instead of unlocking it. */
     hprof_table_reinit_lock_in_child();
-    hprof_gate_init();
-    hprof_internal_exit();
+    atomic_store(&hprof_gate_inside, hprof_t.in_gate);
+    atomic_store(&hprof_gate_closed, 0);
+    hprof_guard_exit();
 }
 
 /* Does glibc still never set bit 3 of a chunk's size field? Checked on a small, an aligned and
@@ -304,7 +339,7 @@ static void hprof_init(void)
     if (!atomic_compare_exchange_strong(&hprof_state, &expected, HPROF_INITING))
         return;
     int saved_errno = errno;
-    hprof_internal_enter();
+    hprof_guard_enter();
 
     int given;
     uint64_t rate = hprof_env_u64("HEAPPROF_RATE", HPROF_DEFAULT_RATE, &given);
@@ -324,12 +359,11 @@ static void hprof_init(void)
         hprof_warn("heapprof: cannot map the bucket table; sampling is off\n");
         rate = 0;
     }
-    hprof_gate_init();
     pthread_atfork(hprof_atfork_prepare, hprof_atfork_parent, hprof_atfork_child);
     hprof_rate = rate;
     hprof_seed = seed;
 
-    hprof_internal_exit();
+    hprof_guard_exit();
     errno = saved_errno;
     atomic_store_explicit(&hprof_state, HPROF_READY, memory_order_release);
 }
@@ -418,7 +452,7 @@ static HPROF_TEXT __attribute__((noinline)) int hprof_capture(uintptr_t *pcs)
 static HPROF_TEXT void hprof_record(void *user, size_t n)
 {
     uintptr_t pcs[HPROF_MAX_DEPTH];
-    pthread_rwlock_rdlock(&hprof_fork_gate);
+    hprof_gate_enter();
     int depth = hprof_capture(pcs);
     struct hprof_tbucket *b = hprof_table_intern(pcs, depth, n);
     if (b != NULL) {
@@ -428,17 +462,17 @@ static HPROF_TEXT void hprof_record(void *user, size_t n)
     } else {
         atomic_fetch_add_explicit(&hprof_dropped, 1, memory_order_relaxed);
     }
-    pthread_rwlock_unlock(&hprof_fork_gate);
+    hprof_gate_leave();
 }
 
 static HPROF_TEXT void *hprof_sampled_alloc(size_t n, size_t align, int zero)
 {
     int saved_errno = errno;
-    hprof_internal_enter();
+    hprof_guard_enter();
     void *user = hprof_tagged_alloc(n, align, zero, HPROF_KIND_UNTRACKED, 0);
     if (user != NULL)
         hprof_record(user, n);
-    hprof_internal_exit();
+    hprof_guard_exit();
     if (user != NULL)
         errno = saved_errno;
     return user;
@@ -503,11 +537,11 @@ static HPROF_TEXT __attribute__((noinline)) void *hprof_realloc_slow(void *p, si
     }
     int saved_errno = errno;
     if (route == HPROF_ROUTE_SAMPLE)
-        hprof_internal_enter();
+        hprof_guard_enter();
     char *raw = __libc_realloc((char *)p - off, n + room);
     if (raw == NULL) {
         if (route == HPROF_ROUTE_SAMPLE)
-            hprof_internal_exit();
+            hprof_guard_exit();
         return NULL; /* the old block and its accounting are untouched */
     }
     /* The data sits at raw + off; move it to raw + 16. Moving n bytes stays inside the new
@@ -526,7 +560,7 @@ static HPROF_TEXT __attribute__((noinline)) void *hprof_realloc_slow(void *p, si
     case HPROF_ROUTE_SAMPLE:
         hprof_set_hdr(user, HPROF_HDR_BYTES, HPROF_KIND_UNTRACKED, 0);
         hprof_record(user, n);
-        hprof_internal_exit();
+        hprof_guard_exit();
         break;
     default:
         hprof_set_hdr(user, HPROF_HDR_BYTES, HPROF_KIND_UNTRACKED, 0);
@@ -584,9 +618,9 @@ static size_t hprof_glibc_usable(void *p)
 {
     size_t (*f)(void *) = atomic_load_explicit(&hprof_real_usable, memory_order_acquire);
     if (f == NULL) {
-        hprof_internal_enter();
+        hprof_guard_enter();
         f = (size_t(*)(void *))dlsym(RTLD_NEXT, "malloc_usable_size");
-        hprof_internal_exit();
+        hprof_guard_exit();
         if (f == NULL || f == malloc_usable_size)
             f = hprof_chunk_usable;
         atomic_store_explicit(&hprof_real_usable, f, memory_order_release);
@@ -726,32 +760,32 @@ HPROF_TEXT size_t malloc_usable_size(void *p)
 
 int hprof_snapshot_take(struct hprof_snapshot *out)
 {
-    hprof_internal_enter();
+    hprof_guard_enter();
     hprof_ready();
     int rc = hprof_table_snapshot(out);
     out->rate = hprof_rate;
-    hprof_internal_exit();
+    hprof_guard_exit();
     return rc;
 }
 
 void hprof_snapshot_release(struct hprof_snapshot *snapshot)
 {
-    hprof_internal_enter();
+    hprof_guard_enter();
     free(snapshot->buckets);
-    hprof_internal_exit();
+    hprof_guard_exit();
     snapshot->buckets = NULL;
     snapshot->n_buckets = 0;
 }
 
 void hprof_get_totals(struct hprof_totals *out)
 {
-    hprof_internal_enter();
+    hprof_guard_enter();
     hprof_ready();
     hprof_table_totals(out);
     out->rate = hprof_rate;
     int64_t heap = atomic_load_explicit(&hprof_overhead, memory_order_relaxed);
     out->overhead_bytes = (uint64_t)(heap > 0 ? heap : 0) + hprof_table_mapped_bytes();
-    hprof_internal_exit();
+    hprof_guard_exit();
 }
 
 uint64_t hprof_collect_rate(void)
