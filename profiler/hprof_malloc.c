@@ -111,6 +111,7 @@ struct hprof_thread {
     int ready;         /* rng seeded and first distance drawn */
     int in_gate;       /* inside the fork gate (a fork from a signal handler must not wait) */
     uint64_t rng;      /* splitmix64 state */
+    unsigned stripe;   /* this thread's fork-gate counter (ordinal % HPROF_GATE_STRIPES) */
 };
 static __thread struct hprof_thread hprof_t __attribute__((tls_model("initial-exec")));
 
@@ -121,8 +122,13 @@ static size_t hprof_page;               /* bytes; written once before READY */
 static _Atomic uint64_t hprof_ordinals; /* threads that have drawn a first distance */
 static _Atomic int64_t hprof_overhead;  /* bytes in live overhead blocks */
 static _Atomic uint64_t hprof_dropped;  /* samples the table had no memory for */
-static _Atomic int hprof_gate_inside;   /* threads unwinding or inserting (the fork gate) */
-static _Atomic int hprof_gate_closed;   /* 1 while fork() is being prepared */
+/* Threads unwinding or inserting (the fork gate), striped so that samplers on different
+ * threads do not bounce one cache line at rate 1. */
+#define HPROF_GATE_STRIPES 64 /* counters, one cache line each */
+static struct {
+    _Alignas(64) _Atomic int inside;
+} hprof_gate_inside[HPROF_GATE_STRIPES];
+static _Atomic int hprof_gate_closed; /* 1 while fork() is being prepared */
 static size_t (*_Atomic hprof_real_usable)(void *);
 
 /* ---- headers ---- */
@@ -247,20 +253,20 @@ int hprof_internal_depth(void)
 
 /* The fork gate: a writer-preferring reader/writer gate made of two atomics, cheaper than a
  * pthread rwlock on the sampled path (one atomic add to enter, one to leave). Samplers announce
- * themselves in hprof_gate_inside, then check hprof_gate_closed; fork's prepare handler closes
- * the gate, then waits for hprof_gate_inside to drain. Both sides use sequentially consistent
- * operations, so at least one of them sees the other (Dekker): no sampler is ever inside
+ * themselves in their stripe of hprof_gate_inside, then check hprof_gate_closed; fork's prepare
+ * handler closes the gate, then waits for every stripe to drain. Both sides use sequentially
+ * consistent operations, so at least one of them sees the other (Dekker): no sampler is ever inside
  * libunwind or the table's insert lock when fork() copies the process. Samplers never nest
  * (the guard), so the prepare handler cannot wait for its own thread. */
 static HPROF_TEXT void hprof_gate_enter(void)
 {
     for (;;) {
-        atomic_fetch_add(&hprof_gate_inside, 1);
+        atomic_fetch_add(&hprof_gate_inside[hprof_t.stripe].inside, 1);
         if (!atomic_load(&hprof_gate_closed)) {
             hprof_t.in_gate = 1;
             return;
         }
-        atomic_fetch_sub(&hprof_gate_inside, 1);
+        atomic_fetch_sub(&hprof_gate_inside[hprof_t.stripe].inside, 1);
         while (atomic_load(&hprof_gate_closed))
             sched_yield();
     }
@@ -269,7 +275,7 @@ static HPROF_TEXT void hprof_gate_enter(void)
 static HPROF_TEXT void hprof_gate_leave(void)
 {
     hprof_t.in_gate = 0;
-    atomic_fetch_sub_explicit(&hprof_gate_inside, 1, memory_order_release);
+    atomic_fetch_sub_explicit(&hprof_gate_inside[hprof_t.stripe].inside, 1, memory_order_release);
 }
 
 static void hprof_atfork_prepare(void)
@@ -277,8 +283,11 @@ static void hprof_atfork_prepare(void)
     hprof_guard_enter();
     atomic_store(&hprof_gate_closed, 1);
     /* A signal handler on a sampling thread may fork: then that sampler is us, and stays. */
-    while (atomic_load(&hprof_gate_inside) != hprof_t.in_gate)
-        sched_yield();
+    for (unsigned i = 0; i < HPROF_GATE_STRIPES; i++) {
+        int mine = i == hprof_t.stripe ? hprof_t.in_gate : 0;
+        while (atomic_load(&hprof_gate_inside[i].inside) != mine)
+            sched_yield();
+    }
     hprof_table_lock();
 }
 
@@ -293,7 +302,8 @@ static void hprof_atfork_child(void)
 {
     /* Our thread is the only one: re-initialise the lock instead of unlocking it. */
     hprof_table_reinit_lock_in_child();
-    atomic_store(&hprof_gate_inside, hprof_t.in_gate);
+    for (unsigned i = 0; i < HPROF_GATE_STRIPES; i++)
+        atomic_store(&hprof_gate_inside[i].inside, i == hprof_t.stripe ? hprof_t.in_gate : 0);
     atomic_store(&hprof_gate_closed, 0);
     hprof_guard_exit();
 }
@@ -387,7 +397,9 @@ static HPROF_TEXT enum hprof_route hprof_route(size_t n)
     if (!hprof_ready())
         return HPROF_ROUTE_PLAIN; /* another thread is initialising: do not wait for it */
     if (!t->ready) {
-        hprof_rng_seed(&t->rng, hprof_seed, atomic_fetch_add(&hprof_ordinals, 1));
+        uint64_t ordinal = atomic_fetch_add(&hprof_ordinals, 1);
+        hprof_rng_seed(&t->rng, hprof_seed, ordinal);
+        t->stripe = (unsigned)(ordinal % HPROF_GATE_STRIPES);
         t->left = hprof_sample_distance(&t->rng, hprof_rate);
         t->ready = 1;
     }
