@@ -583,12 +583,50 @@ static void test_interposed(void **state)
     fclose(f);
 }
 
+/* ---- the guard: the profiler's own allocations are overhead, counted exactly ---- */
+
+CT_MARKER void *m_guarded(size_t n)
+{
+    hprof_internal_enter();
+    void *p = malloc(n);
+    p = realloc(p, 2 * n); /* an overhead block stays one when it grows */
+    hprof_internal_exit();
+    return p;
+}
+
+static void test_guard_overhead(void **state)
+{
+    (void)state;
+    struct hprof_totals t0, t1, t2;
+    struct hprof_snapshot before = ct_take();
+    hprof_get_totals(&t0);
+    void *p = m_guarded(1000);
+    hprof_get_totals(&t1);
+    assert_true(hprof_block_is_tagged(p));
+    /* 2000 bytes and the 16-byte header; the table itself did not grow (no sample taken) */
+    assert_int_equal(t1.overhead_bytes - t0.overhead_bytes, 2000 + 16);
+    assert_true(t1.alloc_objects == t0.alloc_objects);
+    free(p); /* freed outside the guard: still retired from the overhead */
+    hprof_get_totals(&t2);
+    assert_int_equal(t2.overhead_bytes, t0.overhead_bytes);
+    struct hprof_snapshot after = ct_take();
+    assert_int_equal(ct_delta(&before, &after, (void *)m_guarded).buckets, 0);
+    hprof_internal_exit(); /* unbalanced: ignored, sampling goes on */
+    assert_int_equal(hprof_internal_depth(), 0);
+    void *q = malloc(10);
+    assert_true(hprof_block_is_tagged(q));
+    free(q);
+    hprof_snapshot_release(&before);
+    hprof_snapshot_release(&after);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_interposed),    cmocka_unit_test(test_exact_per_function),
-        cmocka_unit_test(test_threads_exact), cmocka_unit_test(test_signal_in_slow_path),
-        cmocka_unit_test(test_fork),          cmocka_unit_test(test_memory_from_before),
+        cmocka_unit_test(test_interposed),     cmocka_unit_test(test_exact_per_function),
+        cmocka_unit_test(test_threads_exact),  cmocka_unit_test(test_signal_in_slow_path),
+        cmocka_unit_test(test_fork),           cmocka_unit_test(test_memory_from_before),
+        cmocka_unit_test(test_guard_overhead),
     };
     return cmocka_run_group_tests(tests, ct_setup, NULL);
 }
