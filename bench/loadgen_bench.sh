@@ -25,20 +25,28 @@ lg_rps() { sed -n 's/^  "throughput_rps": \([0-9.]*\),$/\1/p' "$1/report.json"; 
 lg_p99() { sed -n 's/.*"p99": \([0-9.]*\).*/\1/p' "$1/report.json"; }
 
 echo "## --rate max vs wrk ($CONNS connections, ${SECS}s runs, median of $REPS, bare_server 1 thread)"
-echo "| threads | wrk req/s | loadgen req/s | loadgen / wrk |"
-echo "|---|---|---|---|"
+# Throughput on a shared machine swings with other work; CPU time per request (user + sys of
+# the client, from /usr/bin/time) is the steadier measure of the client's own cost.
+echo "| threads | wrk req/s | loadgen req/s | loadgen / wrk | wrk CPU us/req | loadgen CPU us/req |"
+echo "|---|---|---|---|---|---|"
+cpu_us() { awk -v n="$2" '{ printf "%.2f\n", ($1 + $2) * 1e6 / n }' "$1"; }
 for t in 1 2; do
-    : >"$OUT/wrk" && : >"$OUT/lg" && : >"$OUT/ratio"
+    : >"$OUT/wrk" && : >"$OUT/lg" && : >"$OUT/ratio" && : >"$OUT/wcpu" && : >"$OUT/lcpu"
     for r in $(seq "$REPS"); do
-        w=$(wrk -t$t -c"$CONNS" -d"${SECS}s" "$URL" | sed -n 's/^Requests\/sec: *\([0-9.]*\)/\1/p')
-        "$BIN/loadgen" --url "$URL" --rate max --duration "${SECS}s" --connections "$CONNS" \
-            --threads $t --out "$OUT/max$t.$r" >/dev/null
+        /usr/bin/time -f "%U %S" -o "$OUT/wtime" wrk -t$t -c"$CONNS" -d"${SECS}s" "$URL" >"$OUT/wout"
+        w=$(sed -n 's/^Requests\/sec: *\([0-9.]*\)/\1/p' "$OUT/wout")
+        wn=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$OUT/wout")
+        /usr/bin/time -f "%U %S" -o "$OUT/ltime" "$BIN/loadgen" --url "$URL" --rate max \
+            --duration "${SECS}s" --connections "$CONNS" --threads $t --out "$OUT/max$t.$r" >/dev/null
         l=$(lg_rps "$OUT/max$t.$r")
+        ln=$(sed -n 's/^  "requests": \([0-9]*\),$/\1/p' "$OUT/max$t.$r/report.json")
         echo "$w" >>"$OUT/wrk"
         echo "$l" >>"$OUT/lg"
         awk -v l="$l" -v w="$w" 'BEGIN { printf "%.3f\n", l / w }' >>"$OUT/ratio"
+        cpu_us "$OUT/wtime" "$wn" >>"$OUT/wcpu"
+        cpu_us "$OUT/ltime" "$ln" >>"$OUT/lcpu"
     done
-    echo "| $t | $(median <"$OUT/wrk") | $(median <"$OUT/lg") | $(median <"$OUT/ratio") (runs: $(tr '\n' ' ' <"$OUT/ratio")) |"
+    echo "| $t | $(median <"$OUT/wrk") | $(median <"$OUT/lg") | $(median <"$OUT/ratio") (runs: $(tr '\n' ' ' <"$OUT/ratio")) | $(median <"$OUT/wcpu") | $(median <"$OUT/lcpu") |"
 done
 
 echo
