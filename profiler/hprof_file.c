@@ -1,0 +1,318 @@
+/*
+ * hprof_file: profiles written to files, by the C API and by HEAPPROF_FILE.
+ *
+ * Model: a file is either absent or a complete, fsync'ed profile. Every write goes to a temp
+ * file in the same directory (so the rename stays on one filesystem), is fsync'ed, and then
+ * renamed over its final name; on any error (full disk, unwritable directory) the temp file is
+ * removed and -1 returned with errno, never a partial file under the final name.
+ *
+ * HEAPPROF_FILE=PREFIX: a constructor reads the environment once. If HEAPPROF_INTERVAL is a
+ * positive duration, a thread of ours ("hprof-file") writes a profile every interval, waiting
+ * on a condition variable (CLOCK_MONOTONIC) so that exit stops it at once; an atexit handler
+ * stops and joins it, then writes the final profile. Files are PREFIX.NNNN.pb.gz, numbered
+ * from 0000 per process; a number already taken on disk (another process with the same
+ * prefix, or an earlier run) is skipped, never overwritten (rename with RENAME_NOREPLACE), so
+ * the highest number is always the newest profile. A relative PREFIX is made absolute at start,
+ * so a program that changes directory still writes where the user asked. A fork child does not
+ * inherit the dumps (its writer thread does not exist; at its exit it writes nothing).
+ *
+ * Locks: dump_lock serializes dumps (the interval thread against the exit handler) and guards
+ * seq; ctl_lock + ctl_cond carry the stop request. Neither is ever taken by malloc. Nothing
+ * here runs inside malloc: the constructor and the thread are ordinary code, and every
+ * allocation is inside hprof_internal_enter/exit.
+ */
+#include "hprof_output.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lc_util.h"
+
+#define HPROF_TMP_TRIES 100    /* temp names tried before giving up */
+#define HPROF_SEQ_TRIES 100000 /* numbers skipped at most looking for a free PREFIX.NNNN */
+
+static int write_all(int fd, const uint8_t *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0) {
+            errno = EIO;
+            return -1;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int hprof_write_profile_fd(int fd, enum hprof_kind kind)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (hprof_pprof_take(kind, &buf, &len) != 0)
+        return -1;
+    int rc = write_all(fd, buf, len);
+    int saved = errno;
+    hprof_output_free(buf);
+    errno = saved;
+    return rc;
+}
+
+/* Make the rename durable: fsync the directory holding path. Best effort (some filesystems
+ * refuse to fsync a directory); the file itself is already fsync'ed. */
+static void sync_dir(const char *path)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == path)
+        snprintf(dir, sizeof(dir), "/");
+    else
+        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
+/* Move tmp to path without replacing an existing file: -1 with EEXIST if path exists. */
+static int rename_noreplace(const char *tmp, const char *path)
+{
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -1;
+    /* A filesystem without RENAME_NOREPLACE: link() never replaces either. */
+    if (link(tmp, path) != 0)
+        return -1;
+    (void)unlink(tmp);
+    return 0;
+}
+
+/* Write buf to path through a temp file in the same directory. replace = 0 fails with EEXIST
+ * rather than overwrite. */
+static int write_atomic(const char *path, const uint8_t *buf, size_t len, int replace)
+{
+    char tmp[PATH_MAX];
+    int fd = -1;
+    static unsigned tmp_seq; /* only makes names distinct; races are settled by O_EXCL */
+    for (int i = 0; i < HPROF_TMP_TRIES && fd < 0; i++) {
+        unsigned n = __atomic_fetch_add(&tmp_seq, 1, __ATOMIC_RELAXED);
+        if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld.%u", path, (long)getpid(), n) >=
+            (int)sizeof(tmp)) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0 && errno != EEXIST)
+            return -1;
+    }
+    if (fd < 0)
+        return -1;
+    if (write_all(fd, buf, len) != 0 || fsync(fd) != 0)
+        goto err;
+    int rc = close(fd);
+    fd = -1;
+    if (rc != 0)
+        goto err;
+    if (replace ? rename(tmp, path) : rename_noreplace(tmp, path))
+        goto err;
+    sync_dir(path);
+    return 0;
+err:;
+    int saved = errno;
+    if (fd >= 0)
+        close(fd);
+    (void)unlink(tmp);
+    errno = saved;
+    return -1;
+}
+
+int hprof_write_profile_path(const char *path, enum hprof_kind kind)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (path == NULL || *path == '\0') {
+        errno = EINVAL;
+        return -1;
+    }
+    if (hprof_pprof_take(kind, &buf, &len) != 0)
+        return -1;
+    int rc = write_atomic(path, buf, len, 1);
+    int saved = errno;
+    hprof_output_free(buf);
+    errno = saved;
+    return rc;
+}
+
+/* ---- HEAPPROF_FILE ---- */
+
+static struct {
+    char prefix[PATH_MAX - 32]; /* room for ".NNNN.pb.gz" and the temp suffix */
+    int64_t interval_ns;        /* 0: only at exit */
+    pid_t pid;                  /* the process that owns the dumps */
+    unsigned seq;               /* next number to try (dump_lock) */
+    bool warned;                /* a failure was reported on stderr (dump_lock) */
+    bool thread_started, stop;  /* stop: ctl_lock */
+    pthread_t thread;
+} fw;
+
+static pthread_mutex_t dump_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t ctl_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ctl_cond;
+
+/* A one-line message on stderr, without stdio (this may run at exit, or in a thread while the
+ * program uses stdio). */
+__attribute__((format(printf, 1, 2))) static void warn(const char *fmt, ...)
+{
+    char line[PATH_MAX + 256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        (void)!write(STDERR_FILENO, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+/* Write the next PREFIX.NNNN.pb.gz. Returns 0 / -1. */
+static int dump(void)
+{
+    pthread_mutex_lock(&dump_lock);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    char path[PATH_MAX];
+    int rc = hprof_pprof_take(HPROF_HEAP, &buf, &len);
+    if (rc != 0)
+        snprintf(path, sizeof(path), "%s.%04u.pb.gz", fw.prefix, fw.seq);
+    for (int tries = 0; rc == 0 && tries < HPROF_SEQ_TRIES; tries++) {
+        snprintf(path, sizeof(path), "%s.%04u.pb.gz", fw.prefix, fw.seq);
+        rc = write_atomic(path, buf, len, 0);
+        if (rc == 0 || errno != EEXIST)
+            break;
+        fw.seq++; /* taken: by an earlier run, or another process with our prefix */
+    }
+    if (rc == 0)
+        fw.seq++;
+    else if (!fw.warned) {
+        fw.warned = true; /* once: a full disk would otherwise fill stderr too */
+        warn("heapprof: cannot write %s: %s\n", path, strerror(errno));
+    }
+    hprof_output_free(buf);
+    pthread_mutex_unlock(&dump_lock);
+    return rc;
+}
+
+static void *writer_main(void *arg)
+{
+    (void)arg;
+    struct timespec next;
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    pthread_mutex_lock(&ctl_lock);
+    while (!fw.stop) {
+        int64_t ns = next.tv_nsec + fw.interval_ns % LC_NS_PER_SEC;
+        next.tv_sec += (time_t)(fw.interval_ns / LC_NS_PER_SEC + ns / LC_NS_PER_SEC);
+        next.tv_nsec = (long)(ns % LC_NS_PER_SEC);
+        int rc = 0;
+        while (!fw.stop && rc != ETIMEDOUT)
+            rc = pthread_cond_timedwait(&ctl_cond, &ctl_lock, &next);
+        if (fw.stop)
+            break;
+        pthread_mutex_unlock(&ctl_lock);
+        (void)dump();
+        pthread_mutex_lock(&ctl_lock);
+    }
+    pthread_mutex_unlock(&ctl_lock);
+    return NULL;
+}
+
+static void at_exit(void)
+{
+    if (getpid() != fw.pid)
+        return; /* a fork child: the dumps belong to its parent */
+    if (fw.thread_started) {
+        pthread_mutex_lock(&ctl_lock);
+        fw.stop = true;
+        pthread_cond_signal(&ctl_cond);
+        pthread_mutex_unlock(&ctl_lock);
+        if (!pthread_equal(pthread_self(), fw.thread))
+            pthread_join(fw.thread, NULL);
+        fw.thread_started = false;
+    }
+    (void)dump();
+}
+
+/* Referenced at link time (-u hprof_file_anchor, see profiler/CMakeLists.txt) so that a static
+ * link of libheapprof.a always keeps this file, and with it the HEAPPROF_FILE constructor. */
+const char hprof_file_anchor[] = "HEAPPROF_FILE";
+
+__attribute__((constructor)) static void hprof_file_init(void)
+{
+    const char *prefix = getenv("HEAPPROF_FILE");
+    if (prefix == NULL || *prefix == '\0')
+        return;
+    fw.pid = getpid();
+    int n;
+    if (prefix[0] == '/') {
+        n = snprintf(fw.prefix, sizeof(fw.prefix), "%s", prefix);
+    } else {
+        char cwd[PATH_MAX];
+        if (getcwd(cwd, sizeof(cwd)) == NULL)
+            snprintf(cwd, sizeof(cwd), ".");
+        n = snprintf(fw.prefix, sizeof(fw.prefix), "%s/%s", cwd, prefix);
+    }
+    if (n < 0 || (size_t)n >= sizeof(fw.prefix)) {
+        warn("heapprof: HEAPPROF_FILE is too long: no profiles will be written\n");
+        return;
+    }
+    const char *interval = getenv("HEAPPROF_INTERVAL");
+    if (interval != NULL && *interval != '\0') {
+        int64_t ns = 0;
+        if (lc_parse_duration_ns(interval, &ns) != 0 || ns <= 0)
+            warn("heapprof: HEAPPROF_INTERVAL=%s is not a positive duration (e.g. 10s): "
+                 "writing at exit only\n",
+                 interval);
+        else
+            fw.interval_ns = ns;
+    }
+    hprof_internal_enter();
+    if (atexit(at_exit) != 0) {
+        hprof_internal_exit();
+        warn("heapprof: cannot register the exit dump\n");
+        return;
+    }
+    if (fw.interval_ns > 0) {
+        pthread_condattr_t attr;
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        pthread_cond_init(&ctl_cond, &attr);
+        pthread_condattr_destroy(&attr);
+        /* The thread blocks every signal: the program's handlers run on its own threads. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        if (pthread_create(&fw.thread, NULL, writer_main, NULL) == 0) {
+            fw.thread_started = true;
+            pthread_setname_np(fw.thread, "hprof-file");
+        } else {
+            warn("heapprof: cannot start the HEAPPROF_INTERVAL thread: writing at exit only\n");
+        }
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    hprof_internal_exit();
+}
