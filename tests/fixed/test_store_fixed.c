@@ -115,7 +115,7 @@ static void test_bounded_batches(void **state)
         put(store, id, 0);
     uint64_t before = store_sweep_batches(store);
     assert_int_equal(store_sweep(store, TTL), n);
-    assert_int_equal(store_sweep_batches(store) - before, 3); /* 1024 + 1024 + 7 */
+    assert_int_equal(store_sweep_batches(store) - before, 3); /* two full batches and 7 */
 
     /* Exactly one batch's worth, with live entries behind it: one hold, no empty second one. */
     for (uint64_t id = 1; id <= STORE_SWEEP_BATCH_ENTRIES + 5; id++)
