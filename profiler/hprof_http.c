@@ -16,6 +16,7 @@
  * inside hprof_internal_enter/exit.
  */
 #include "hprof_output.h"
+#include "hprof_cpu.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -154,5 +155,7 @@ int hprof_http_mount(struct evhttp *http)
         }
     }
     hprof_internal_exit();
+    if (rc == 0)
+        rc = hprof_cpu_http_mount(http); /* /debug/pprof/profile: hprof_cpu.c */
     return rc;
 }

@@ -1,0 +1,892 @@
+/*
+ * hprof_cpu: the CPU profile. SIGPROF samples stacks into a preallocated ring; a drain thread
+ * aggregates them per distinct stack; stopping encodes the aggregate as Go's CPU profile.
+ *
+ * Timer: setitimer(ITIMER_PROF), as gperftools and Go before 1.18 do. It counts the CPU time of
+ * the whole process and the kernel delivers its signal to a thread that was running when it
+ * expired, so every thread is covered, including threads created during the profile, without
+ * enumerating /proc/self/task or hooking pthread_create. The price: one process-wide signal
+ * per period, so when many threads run on many cores at once some expirations coalesce into
+ * one pending signal and are lost (Go moved to per-thread timer_create for machines with more
+ * than ~2.5 busy cores; our servers run on a few). The program cannot use ITIMER_PROF or a
+ * SIGPROF handler of its own at the same time: start refuses with EBUSY if it does.
+ *
+ * Handler (async-signal-safe): it never allocates, never takes a lock, and touches only the
+ * ring, atomics and libunwind's local unwinder. The stack is walked from the ucontext the
+ * kernel hands the handler (unw_init_local2 with UNW_INIT_SIGNAL_FRAME), so the first frame is
+ * the interrupted instruction and neither the handler nor the signal trampoline is ever seen.
+ * The leaf is stored as the interrupted PC itself; callers as return address - 1 (inside the
+ * call); a frame above a sigreturn trampoline (a nested signal handler's victim) is again an
+ * interrupted PC. libunwind documents unw_init_local* and unw_step as signal-safe for local
+ * unwinding: its caches are global (the default policy) behind locks it takes with all signals
+ * blocked, so the handler cannot interrupt its own thread inside them; it maps memory with mmap,
+ * not malloc. The first use initialises libunwind, which start does beforehand (pre-warm). We
+ * never use unw_backtrace here: its per-thread trace cache calls pthread_setspecific, which may
+ * calloc on a thread's first use. libunwind finds unwind tables with dl_iterate_phdr, whose
+ * loader lock is recursive: a signal during dlopen on the same thread does not deadlock.
+ *
+ * Ring: HPROF_CPU_RING_RECORDS fixed records, many producers (handlers on any thread, at once on
+ * several cores), one consumer. A handler claims position head by CAS (only if head - tail <
+ * capacity, else it counts a drop), writes the record, then publishes it by storing seq =
+ * position + 1 (release). The consumer reads records in order while seq matches (acquire) and
+ * releases each slot by advancing tail. hprof_cpu_live (the ring, or NULL) and
+ * hprof_cpu_active (handlers between loading it and their last write) form a Dekker pair with
+ * sequentially consistent operations: once stop has stored NULL and seen active == 0, no
+ * handler can touch the ring again, so it is drained completely and freed. The handler stays
+ * installed after stop (a SIGPROF still pending then would otherwise kill the process), and
+ * does nothing without a ring. errno is preserved.
+ *
+ * Threads and locks: hprof_cpu_lock serialises start and stop (never taken by the handler).
+ * The aggregate is written by the drain thread while a profile runs and by stop after joining
+ * it: one writer at a time, no lock. Every allocation (ring, aggregate, drain thread, encoder)
+ * is inside hprof_internal_enter/exit, so it is profiler overhead, never a heap sample. Fork:
+ * the prepare handler makes new signals drop their sample and waits for running handlers to
+ * leave libunwind (as the heap sampler's fork gate does for its own unwinding); the child,
+ * which has neither the timer (not inherited) nor the drain thread, starts idle.
+ *
+ * Output: the aggregate becomes a snapshot of the heap profile's shape (one bucket per stack,
+ * its sample count as alloc_objects), which hprof_pprof_encode turns into mappings, symbolized
+ * locations and functions exactly as for heap profiles; the result is decoded and re-encoded
+ * with the CPU profile's sample types, values, period and duration, borrowing the mappings,
+ * locations and functions unchanged.
+ */
+#include "hprof_cpu.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <ucontext.h>
+
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
+#include "hprof_output.h"
+#include "pcodec.h"
+
+#if !defined(__x86_64__) && !defined(__aarch64__)
+#error "hprof_cpu reads the interrupted PC from the x86_64 or aarch64 ucontext"
+#endif
+
+#define HPROF_CPU_RING_RECORDS 2048u           /* samples in flight; power of two */
+#define HPROF_CPU_DRAIN_NS     (50 * 1000000L) /* nanoseconds between drains */
+#define HPROF_CPU_AGG_MIN      256u            /* aggregate index slots at start (power of 2) */
+#define NS_PER_S               1000000000LL    /* nanoseconds per second */
+#define US_PER_S               1000000L        /* microseconds per second */
+
+/* One sample: a stack, leaf first. seq = ring position + 1 once the record is complete. */
+struct cpu_record {
+    _Atomic uint64_t seq;
+    uint32_t depth;
+    uintptr_t pcs[HPROF_MAX_DEPTH];
+};
+
+struct cpu_ring {
+    _Atomic uint64_t head;           /* next position to claim (handlers) */
+    char pad[64 - sizeof(uint64_t)]; /* keep the consumer's line apart from the producers' */
+    _Atomic uint64_t tail;           /* next position to read (the one consumer) */
+    struct cpu_record rec[HPROF_CPU_RING_RECORDS];
+};
+
+/* Distinct stacks and their sample counts, in first-seen order, with an open-addressing index
+ * of 1-based entry numbers (0 = empty). Stacks live in one growable pool of PCs. */
+struct cpu_entry {
+    uint64_t hash, count;
+    uint32_t depth, off;
+};
+
+struct cpu_agg {
+    struct cpu_entry *v;
+    size_t n, cap;
+    uint32_t *slots;
+    size_t n_slots;
+    uintptr_t *pool;
+    size_t pool_n, pool_cap;
+    uint64_t lost; /* samples the aggregate had no memory for */
+};
+
+/* Read by the handler. */
+static struct cpu_ring *_Atomic hprof_cpu_live;
+static atomic_int hprof_cpu_active;
+static atomic_int hprof_cpu_forking;
+static _Atomic uint64_t hprof_cpu_samples, hprof_cpu_dropped;
+
+/* Start/stop state, under hprof_cpu_lock. */
+static pthread_mutex_t hprof_cpu_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t hprof_cpu_once = PTHREAD_ONCE_INIT;
+static struct {
+    int running, hz;
+    uint64_t profiles;
+    struct cpu_ring *ring;
+    struct cpu_agg agg;
+    int64_t start_real_ns, start_mono_ns;
+    pthread_t drain;
+    bool drain_started;
+} g;
+
+/* The drain thread's wake-up (CLOCK_MONOTONIC), so stop does not wait a full period. */
+static pthread_mutex_t hprof_cpu_drain_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hprof_cpu_drain_cond;
+static bool hprof_cpu_drain_stop;
+
+/* ---- the signal handler ---- */
+
+static uintptr_t interrupted_pc(const ucontext_t *uc)
+{
+#if defined(__x86_64__)
+    return (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+#else
+    return (uintptr_t)uc->uc_mcontext.pc;
+#endif
+}
+
+/* Walk from an initialised cursor. exact: the cursor's first IP is an interrupted PC (a signal
+ * frame), not a return address. Async-signal-safe. */
+static int walk(unw_cursor_t *cursor, int exact, uintptr_t *pcs)
+{
+    int depth = 0;
+    do {
+        unw_word_t ip;
+        if (unw_get_reg(cursor, UNW_REG_IP, &ip) < 0 || ip == 0)
+            break;
+        if (unw_is_signal_frame(cursor) > 0) {
+            exact = 1; /* the trampoline: the next frame was interrupted, not calling */
+            continue;
+        }
+        pcs[depth++] = exact ? (uintptr_t)ip : (uintptr_t)ip - 1;
+        exact = 0;
+    } while (depth < HPROF_MAX_DEPTH && unw_step(cursor) > 0);
+    return depth;
+}
+
+static int capture(ucontext_t *uc, uintptr_t *pcs)
+{
+    unw_cursor_t cursor;
+    int depth = 0;
+    if (unw_init_local2(&cursor, (unw_context_t *)uc, UNW_INIT_SIGNAL_FRAME) == 0)
+        depth = walk(&cursor, 1, pcs);
+    if (depth == 0) { /* no unwind information at all: keep at least where we were */
+        pcs[0] = interrupted_pc(uc);
+        depth = 1;
+    }
+    return depth;
+}
+
+static void on_sigprof(int sig, siginfo_t *info, void *uc)
+{
+    (void)sig;
+    (void)info;
+    int saved_errno = errno;
+    atomic_fetch_add(&hprof_cpu_active, 1);
+    struct cpu_ring *ring = atomic_load(&hprof_cpu_live);
+    if (ring == NULL)
+        goto out;
+    if (atomic_load(&hprof_cpu_forking)) {
+        atomic_fetch_add_explicit(&hprof_cpu_dropped, 1, memory_order_relaxed);
+        goto out;
+    }
+    uint64_t pos = atomic_load_explicit(&ring->head, memory_order_relaxed);
+    do {
+        if (pos - atomic_load_explicit(&ring->tail, memory_order_acquire) >=
+            HPROF_CPU_RING_RECORDS) {
+            atomic_fetch_add_explicit(&hprof_cpu_dropped, 1, memory_order_relaxed);
+            goto out;
+        }
+    } while (!atomic_compare_exchange_weak_explicit(&ring->head, &pos, pos + 1,
+                                                    memory_order_relaxed, memory_order_relaxed));
+    struct cpu_record *r = &ring->rec[pos & (HPROF_CPU_RING_RECORDS - 1)];
+    r->depth = (uint32_t)capture(uc, r->pcs);
+    atomic_store_explicit(&r->seq, pos + 1, memory_order_release);
+    atomic_fetch_add_explicit(&hprof_cpu_samples, 1, memory_order_relaxed);
+out:
+    atomic_fetch_sub(&hprof_cpu_active, 1);
+    errno = saved_errno;
+}
+
+/* First use of libunwind initialises it (locks, mmap'd caches): do it here, not in a handler. */
+static void prewarm(void)
+{
+    unw_context_t uc;
+    unw_cursor_t cursor;
+    uintptr_t pcs[HPROF_MAX_DEPTH];
+    if (unw_getcontext(&uc) == 0 && unw_init_local(&cursor, &uc) == 0)
+        (void)walk(&cursor, 0, pcs);
+}
+
+/* ---- the aggregate (drain side; inside hprof_internal_enter/exit) ---- */
+
+static uint64_t stack_hash(const uintptr_t *pcs, uint32_t depth)
+{
+    uint64_t h = 14695981039346656037ull ^ depth;
+    for (uint32_t i = 0; i < depth; i++) {
+        h ^= (uint64_t)pcs[i];
+        h *= 0x9e3779b97f4a7c15ull;
+        h ^= h >> 29;
+    }
+    return h | 1; /* never 0 */
+}
+
+static int agg_grow_index(struct cpu_agg *a)
+{
+    size_t n = a->n_slots ? a->n_slots * 2 : HPROF_CPU_AGG_MIN;
+    uint32_t *slots = calloc(n, sizeof(*slots));
+    if (slots == NULL)
+        return -1;
+    for (size_t i = 0; i < a->n; i++) {
+        size_t j = a->v[i].hash & (n - 1);
+        while (slots[j] != 0)
+            j = (j + 1) & (n - 1);
+        slots[j] = (uint32_t)(i + 1);
+    }
+    free(a->slots);
+    a->slots = slots;
+    a->n_slots = n;
+    return 0;
+}
+
+static int agg_add(struct cpu_agg *a, const uintptr_t *pcs, uint32_t depth)
+{
+    if ((a->n + 1) * 2 > a->n_slots && agg_grow_index(a) != 0)
+        return -1;
+    uint64_t h = stack_hash(pcs, depth);
+    size_t j = h & (a->n_slots - 1);
+    for (; a->slots[j] != 0; j = (j + 1) & (a->n_slots - 1)) {
+        struct cpu_entry *e = &a->v[a->slots[j] - 1];
+        if (e->hash == h && e->depth == depth &&
+            memcmp(&a->pool[e->off], pcs, depth * sizeof(*pcs)) == 0) {
+            e->count++;
+            return 0;
+        }
+    }
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 256;
+        struct cpu_entry *v = realloc(a->v, cap * sizeof(*v));
+        if (v == NULL)
+            return -1;
+        a->v = v;
+        a->cap = cap;
+    }
+    if (a->pool_n + depth > a->pool_cap) {
+        size_t cap = a->pool_cap ? a->pool_cap * 2 : 4096;
+        while (cap < a->pool_n + depth)
+            cap *= 2;
+        uintptr_t *pool = realloc(a->pool, cap * sizeof(*pool));
+        if (pool == NULL)
+            return -1;
+        a->pool = pool;
+        a->pool_cap = cap;
+    }
+    memcpy(&a->pool[a->pool_n], pcs, depth * sizeof(*pcs));
+    a->v[a->n] = (struct cpu_entry){h, 1, depth, (uint32_t)a->pool_n};
+    a->pool_n += depth;
+    a->slots[j] = (uint32_t)++a->n;
+    return 0;
+}
+
+static void agg_free(struct cpu_agg *a)
+{
+    free(a->v);
+    free(a->slots);
+    free(a->pool);
+    memset(a, 0, sizeof(*a));
+}
+
+/* Move every complete record from the ring into the aggregate. */
+static void drain(struct cpu_ring *ring, struct cpu_agg *agg)
+{
+    uint64_t tail = atomic_load_explicit(&ring->tail, memory_order_relaxed);
+    for (;;) {
+        struct cpu_record *r = &ring->rec[tail & (HPROF_CPU_RING_RECORDS - 1)];
+        if (atomic_load_explicit(&r->seq, memory_order_acquire) != tail + 1)
+            break; /* not yet written (or not yet claimed) */
+        uint32_t depth = r->depth > HPROF_MAX_DEPTH ? HPROF_MAX_DEPTH : r->depth;
+        if (agg_add(agg, r->pcs, depth) != 0)
+            agg->lost++;
+        tail++;
+        atomic_store_explicit(&ring->tail, tail, memory_order_release);
+    }
+}
+
+static void *drain_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&hprof_cpu_drain_lock);
+    while (!hprof_cpu_drain_stop) {
+        struct timespec at;
+        clock_gettime(CLOCK_MONOTONIC, &at);
+        at.tv_nsec += HPROF_CPU_DRAIN_NS;
+        if (at.tv_nsec >= NS_PER_S) {
+            at.tv_sec++;
+            at.tv_nsec -= NS_PER_S;
+        }
+        pthread_cond_timedwait(&hprof_cpu_drain_cond, &hprof_cpu_drain_lock, &at);
+        pthread_mutex_unlock(&hprof_cpu_drain_lock);
+        hprof_internal_enter();
+        drain(g.ring, &g.agg);
+        hprof_internal_exit();
+        pthread_mutex_lock(&hprof_cpu_drain_lock);
+    }
+    pthread_mutex_unlock(&hprof_cpu_drain_lock);
+    return NULL;
+}
+
+/* ---- fork ---- */
+
+static void atfork_prepare(void)
+{
+    atomic_store(&hprof_cpu_forking, 1);
+    /* Handlers on other threads finish; one on this thread already returned. */
+    while (atomic_load(&hprof_cpu_active) != 0)
+        sched_yield();
+}
+
+static void atfork_parent(void)
+{
+    atomic_store(&hprof_cpu_forking, 0);
+}
+
+static void atfork_child(void)
+{
+    /* One thread, no timer, no drain thread: start over idle. The ring and the aggregate are
+     * leaked rather than freed in a state another thread might have been changing. */
+    atomic_store(&hprof_cpu_live, NULL);
+    atomic_store(&hprof_cpu_active, 0);
+    pthread_mutex_init(&hprof_cpu_lock, NULL);
+    pthread_mutex_init(&hprof_cpu_drain_lock, NULL);
+    memset(&g.agg, 0, sizeof(g.agg));
+    g.ring = NULL;
+    g.running = 0;
+    g.drain_started = false;
+    atomic_store(&hprof_cpu_forking, 0);
+}
+
+static void init_once(void)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&hprof_cpu_drain_cond, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+/* ---- start and stop ---- */
+
+static int64_t now_ns(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
+}
+
+/* Install our SIGPROF handler, unless the program has one of its own. */
+static int install_handler(void)
+{
+    struct sigaction old;
+    if (sigaction(SIGPROF, NULL, &old) != 0)
+        return -1;
+    if ((old.sa_flags & SA_SIGINFO) && old.sa_sigaction == on_sigprof)
+        return 0;
+    if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN) {
+        errno = EBUSY;
+        return -1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_sigprof;
+    sigemptyset(&sa.sa_mask);
+    /* SA_RESTART: a sample must not make the program's read() or write() fail with EINTR. */
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    return sigaction(SIGPROF, &sa, NULL);
+}
+
+static void stop_drain_thread(void)
+{
+    if (!g.drain_started)
+        return;
+    pthread_mutex_lock(&hprof_cpu_drain_lock);
+    hprof_cpu_drain_stop = true;
+    pthread_cond_signal(&hprof_cpu_drain_cond);
+    pthread_mutex_unlock(&hprof_cpu_drain_lock);
+    pthread_join(g.drain, NULL);
+    g.drain_started = false;
+}
+
+int hprof_cpu_start(int hz)
+{
+    if (hz < 1 || hz > HPROF_CPU_MAX_HZ) {
+        errno = EINVAL;
+        return -1;
+    }
+    pthread_once(&hprof_cpu_once, init_once);
+    pthread_mutex_lock(&hprof_cpu_lock);
+    int rc = -1, err = 0;
+    if (g.running) {
+        err = EBUSY;
+        goto out;
+    }
+    struct itimerval cur;
+    if (getitimer(ITIMER_PROF, &cur) != 0) {
+        err = errno;
+        goto out;
+    }
+    if (cur.it_value.tv_sec != 0 || cur.it_value.tv_usec != 0) {
+        err = EBUSY; /* the program's own ITIMER_PROF */
+        goto out;
+    }
+    if (install_handler() != 0) {
+        err = errno;
+        goto out;
+    }
+
+    hprof_internal_enter();
+    prewarm();
+    g.ring = calloc(1, sizeof(*g.ring));
+    hprof_internal_exit();
+    if (g.ring == NULL) {
+        err = ENOMEM;
+        goto out;
+    }
+    memset(&g.agg, 0, sizeof(g.agg));
+    atomic_store(&hprof_cpu_samples, 0);
+    atomic_store(&hprof_cpu_dropped, 0);
+    hprof_cpu_drain_stop = false;
+    hprof_internal_enter();
+    /* pthread_create allocates the thread's TLS: overhead too. The thread inherits our signal
+     * mask; SIGPROF stays deliverable to it, so its own CPU time is profiled as ours. */
+    int prc = pthread_create(&g.drain, NULL, drain_main, NULL);
+    hprof_internal_exit();
+    if (prc != 0) {
+        err = prc;
+        goto free_ring;
+    }
+    g.drain_started = true;
+    pthread_setname_np(g.drain, "hprof-cpu");
+
+    atomic_store(&hprof_cpu_live, g.ring);
+    long interval_us = US_PER_S / hz;
+    struct itimerval it = {{interval_us / US_PER_S, interval_us % US_PER_S},
+                           {interval_us / US_PER_S, interval_us % US_PER_S}};
+    g.start_real_ns = now_ns(CLOCK_REALTIME);
+    g.start_mono_ns = now_ns(CLOCK_MONOTONIC);
+    if (setitimer(ITIMER_PROF, &it, NULL) != 0) {
+        err = errno;
+        atomic_store(&hprof_cpu_live, NULL);
+        while (atomic_load(&hprof_cpu_active) != 0)
+            sched_yield();
+        stop_drain_thread();
+        goto free_ring;
+    }
+    g.hz = hz;
+    g.running = 1;
+    rc = 0;
+    goto out;
+free_ring:
+    hprof_internal_enter();
+    free(g.ring);
+    g.ring = NULL;
+    agg_free(&g.agg);
+    hprof_internal_exit();
+out:
+    pthread_mutex_unlock(&hprof_cpu_lock);
+    if (rc != 0)
+        errno = err;
+    return rc;
+}
+
+/* The index of s in a string table being extended: an existing entry, or a new one appended
+ * (table has room). */
+static int64_t string_index(char **table, size_t *n, const char *s)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp(table[i], s) == 0)
+            return (int64_t)i;
+    table[*n] = (char *)s;
+    return (int64_t)(*n)++;
+}
+
+/* Encode the aggregate as Go's CPU profile. Inside hprof_internal_enter/exit. */
+static int encode(const struct cpu_agg *agg, int64_t period_ns, int64_t duration_ns,
+                  uint64_t dropped, uint8_t **gz, size_t *len)
+{
+    int rc = -1;
+    struct hprof_snapshot snap = {.time_ns = g.start_real_ns, .rate = (uint64_t)period_ns};
+    uint8_t *heap_gz = NULL;
+    size_t heap_len = 0;
+    pcodec_profile *h = NULL;
+    char **strings = NULL;
+    Perftools__Profiles__Sample *samples = NULL, **sample_ptrs = NULL;
+    int64_t *values = NULL;
+    char comment[128];
+
+    /* 1. The heap encoder's shape: one bucket per stack, count in alloc_objects, size 0 (no
+     * label). It reads the mappings and symbolizes every PC. */
+    snap.n_buckets = agg->n;
+    snap.buckets = calloc(agg->n ? agg->n : 1, sizeof(*snap.buckets));
+    if (snap.buckets == NULL)
+        goto out;
+    for (size_t i = 0; i < agg->n; i++) {
+        struct hprof_bucket *b = &snap.buckets[i];
+        b->alloc_objects = (double)agg->v[i].count;
+        b->depth = (int)agg->v[i].depth;
+        memcpy(b->pcs, &agg->pool[agg->v[i].off], agg->v[i].depth * sizeof(uintptr_t));
+    }
+    if (hprof_pprof_encode(&snap, HPROF_HEAP, NULL, 1, &heap_gz, &heap_len) != 0)
+        goto out;
+    h = pcodec_decode(heap_gz, heap_len, NULL, 0);
+    if (h == NULL || h->n_sample != agg->n)
+        goto out;
+
+    /* 2. The CPU profile: the same mappings, locations and functions (borrowed), our own
+     * sample types, samples, period and string table (the decoded one plus our names). */
+    Perftools__Profiles__Profile p;
+    perftools__profiles__profile__init(&p);
+    size_t n_strings = h->n_string_table;
+    strings = malloc((n_strings + 8) * sizeof(*strings));
+    samples = calloc(agg->n ? agg->n : 1, sizeof(*samples));
+    sample_ptrs = calloc(agg->n ? agg->n : 1, sizeof(*sample_ptrs));
+    values = calloc(2 * (agg->n ? agg->n : 1), sizeof(*values));
+    if (strings == NULL || samples == NULL || sample_ptrs == NULL || values == NULL)
+        goto out;
+    memcpy(strings, h->string_table, n_strings * sizeof(*strings));
+    if (n_strings == 0)
+        strings[n_strings++] = "";
+    Perftools__Profiles__ValueType types[2], period_type;
+    Perftools__Profiles__ValueType *type_ptrs[2] = {&types[0], &types[1]};
+    for (int i = 0; i < 2; i++)
+        perftools__profiles__value_type__init(&types[i]);
+    perftools__profiles__value_type__init(&period_type);
+    /* Go's order (runtime/pprof's profileBuilder): samples/count, cpu/nanoseconds. */
+    types[0].type = string_index(strings, &n_strings, "samples");
+    types[0].unit = string_index(strings, &n_strings, "count");
+    types[1].type = string_index(strings, &n_strings, "cpu");
+    types[1].unit = string_index(strings, &n_strings, "nanoseconds");
+    period_type = types[1];
+    p.n_sample_type = 2;
+    p.sample_type = type_ptrs;
+    p.period_type = &period_type;
+    p.period = period_ns;
+    p.time_nanos = g.start_real_ns;
+    p.duration_nanos = duration_ns;
+    int64_t comment_id = -1;
+    if (dropped > 0) {
+        snprintf(comment, sizeof(comment), "%llu samples dropped: the sample ring was full",
+                 (unsigned long long)dropped);
+        comment_id = string_index(strings, &n_strings, comment);
+        p.n_comment = 1;
+        p.comment = &comment_id;
+    }
+    for (size_t i = 0; i < agg->n; i++) {
+        const Perftools__Profiles__Sample *hs = h->sample[i];
+        Perftools__Profiles__Sample *s = &samples[i];
+        perftools__profiles__sample__init(s);
+        int64_t count = hs->n_value > 0 ? hs->value[0] : 0;
+        values[2 * i] = count;
+        values[2 * i + 1] = count * period_ns;
+        s->n_value = 2;
+        s->value = &values[2 * i];
+        s->n_location_id = hs->n_location_id;
+        s->location_id = hs->location_id;
+        sample_ptrs[i] = s;
+    }
+    p.n_sample = agg->n;
+    p.sample = sample_ptrs;
+    p.n_mapping = h->n_mapping;
+    p.mapping = h->mapping;
+    p.n_location = h->n_location;
+    p.location = h->location;
+    p.n_function = h->n_function;
+    p.function = h->function;
+    p.n_string_table = n_strings;
+    p.string_table = strings;
+    rc = pcodec_encode_gzip(&p, gz, len);
+out:
+    if (rc != 0 && errno == 0)
+        errno = ENOMEM;
+    int saved = errno;
+    free(values);
+    free(sample_ptrs);
+    free(samples);
+    free(strings);
+    if (h != NULL)
+        pcodec_free(h);
+    free(heap_gz);
+    free(snap.buckets);
+    errno = saved;
+    return rc;
+}
+
+int hprof_cpu_stop(uint8_t **gz, size_t *len)
+{
+    pthread_mutex_lock(&hprof_cpu_lock);
+    if (!g.running) {
+        pthread_mutex_unlock(&hprof_cpu_lock);
+        errno = EINVAL;
+        return -1;
+    }
+    struct itimerval off;
+    memset(&off, 0, sizeof(off));
+    setitimer(ITIMER_PROF, &off, NULL);
+    int64_t duration_ns = now_ns(CLOCK_MONOTONIC) - g.start_mono_ns;
+    atomic_store(&hprof_cpu_live, NULL);
+    while (atomic_load(&hprof_cpu_active) != 0)
+        sched_yield(); /* a handler on another core finishing its record */
+    stop_drain_thread();
+
+    hprof_internal_enter();
+    drain(g.ring, &g.agg);
+    uint64_t dropped = atomic_load(&hprof_cpu_dropped) + g.agg.lost;
+    int rc = 0;
+    errno = 0;
+    if (gz != NULL)
+        rc = encode(&g.agg, NS_PER_S / g.hz, duration_ns, dropped, gz, len);
+    int saved = errno;
+    free(g.ring);
+    g.ring = NULL;
+    agg_free(&g.agg);
+    hprof_internal_exit();
+    g.running = 0;
+    g.profiles++;
+    pthread_mutex_unlock(&hprof_cpu_lock);
+    if (rc != 0)
+        errno = saved;
+    return rc;
+}
+
+void hprof_cpu_free(uint8_t *gz)
+{
+    hprof_output_free(gz);
+}
+
+void hprof_cpu_get_stats(struct hprof_cpu_stats *out)
+{
+    pthread_mutex_lock(&hprof_cpu_lock);
+    out->running = g.running;
+    out->hz = g.hz;
+    out->profiles = g.profiles;
+    pthread_mutex_unlock(&hprof_cpu_lock);
+    out->samples = atomic_load(&hprof_cpu_samples);
+    out->dropped = atomic_load(&hprof_cpu_dropped);
+}
+
+/* ---- /debug/pprof/profile ---- */
+
+/* A CPU profile being taken for one request: the timer that ends it and the watch on the
+ * client's socket, both on the request's event base. */
+struct cpu_request {
+    struct evhttp_request *req;
+    struct evhttp_connection *conn;
+    struct event *timer;
+    struct event *watch; /* NULL when the socket cannot be watched */
+};
+
+static void cpu_request_free(struct cpu_request *cr)
+{
+    if (cr->timer != NULL)
+        event_free(cr->timer);
+    if (cr->watch != NULL)
+        event_free(cr->watch);
+    free(cr);
+}
+
+/* Go's serveError: text/plain, X-Go-Pprof: 1, the reason on one line. */
+static void serve_error(struct evhttp_request *req, int status, const char *reason,
+                        const char *text)
+{
+    struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
+    evhttp_add_header(headers, "Content-Type", "text/plain; charset=utf-8");
+    evhttp_add_header(headers, "X-Go-Pprof", "1");
+    evhttp_add_header(headers, "X-Content-Type-Options", "nosniff");
+    struct evbuffer *body = evbuffer_new();
+    if (body != NULL)
+        evbuffer_add_printf(body, "%s\n", text);
+    evhttp_send_reply(req, status, reason, body);
+    if (body != NULL)
+        evbuffer_free(body);
+}
+
+static void release_profile(const void *data, size_t len, void *arg)
+{
+    (void)len;
+    (void)arg;
+    hprof_cpu_free((uint8_t *)data);
+}
+
+/* The duration has passed: stop, encode, reply. */
+static void on_profile_done(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct cpu_request *cr = arg;
+    hprof_internal_enter();
+    evhttp_connection_set_closecb(cr->conn, NULL, NULL);
+    uint8_t *profile = NULL;
+    size_t len = 0;
+    struct evbuffer *body = NULL;
+    char msg[256];
+    if (hprof_cpu_stop(&profile, &len) != 0) {
+        snprintf(msg, sizeof(msg), "Could not write CPU profile: %s", strerror(errno));
+        serve_error(cr->req, HTTP_INTERNAL, "Internal Server Error", msg);
+        goto out;
+    }
+    body = evbuffer_new();
+    if (body == NULL || evbuffer_add_reference(body, profile, len, release_profile, NULL) != 0) {
+        hprof_cpu_free(profile);
+        serve_error(cr->req, HTTP_INTERNAL, "Internal Server Error", "out of memory");
+        goto out;
+    }
+    struct evkeyvalq *headers = evhttp_request_get_output_headers(cr->req);
+    evhttp_add_header(headers, "Content-Type", "application/octet-stream");
+    evhttp_add_header(headers, "Content-Disposition", "attachment; filename=\"profile\"");
+    evhttp_add_header(headers, "X-Content-Type-Options", "nosniff");
+    evhttp_send_reply(cr->req, HTTP_OK, "OK", body);
+out:
+    if (body != NULL)
+        evbuffer_free(body); /* the reply moved its contents; the reference travels with them */
+    cpu_request_free(cr);
+    hprof_internal_exit();
+}
+
+/* The connection is closing before the end (the client left, or the server is shutting
+ * down): stop and discard. libevent frees the request. */
+static void on_client_gone(struct evhttp_connection *conn, void *arg)
+{
+    (void)conn;
+    struct cpu_request *cr = arg;
+    hprof_internal_enter();
+    (void)hprof_cpu_stop(NULL, NULL);
+    cpu_request_free(cr);
+    hprof_internal_exit();
+}
+
+/* libevent does not read a server connection while its request waits for a reply, so it would
+ * notice a client that left only when the reply fails, N seconds later, and keep the profiler
+ * busy meanwhile. We watch the socket ourselves and peek: EOF or an error means the client is
+ * gone, and freeing the connection runs on_client_gone. Bytes (a pipelined request) are left
+ * for libevent, and the watch ends: such a client is assumed to stay. */
+static void on_client_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct cpu_request *cr = arg;
+    char byte;
+    ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n > 0) {
+        event_del(cr->watch);
+        return;
+    }
+    evhttp_connection_free(cr->conn); /* calls on_client_gone, which frees cr */
+}
+
+/* seconds as Go's handler reads it, but strictly: digits only, 1..HPROF_CPU_MAX_SECONDS. */
+static int parse_seconds(const char *s, long *out)
+{
+    if (s == NULL || *s == '\0') {
+        *out = HPROF_CPU_DEFAULT_SECONDS;
+        return 0;
+    }
+    long v = 0;
+    for (const char *c = s; *c != '\0'; c++) {
+        if (*c < '0' || *c > '9' || v > HPROF_CPU_MAX_SECONDS)
+            return -1;
+        v = v * 10 + (*c - '0');
+    }
+    if (v < 1 || v > HPROF_CPU_MAX_SECONDS)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static void serve_cpu_profile(struct evhttp_request *req, void *arg)
+{
+    (void)arg;
+    hprof_internal_enter();
+    struct evkeyvalq query;
+    TAILQ_INIT(&query);
+    char msg[256];
+    struct cpu_request *cr = NULL;
+    const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    if (q != NULL && evhttp_parse_query_str(q, &query) != 0) {
+        serve_error(req, HTTP_BADREQUEST, "Bad Request", "malformed query string");
+        goto out;
+    }
+    long seconds;
+    const char *param = evhttp_find_header(&query, "seconds");
+    if (parse_seconds(param, &seconds) != 0) {
+        snprintf(msg, sizeof(msg), "profile: seconds=%.32s: want a whole number from 1 to %d",
+                 param, HPROF_CPU_MAX_SECONDS);
+        serve_error(req, HTTP_BADREQUEST, "Bad Request", msg);
+        goto out;
+    }
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    cr = calloc(1, sizeof(*cr));
+    if (cr == NULL || conn == NULL ||
+        (cr->timer = evtimer_new(evhttp_connection_get_base(conn), on_profile_done, cr)) == NULL) {
+        serve_error(req, HTTP_INTERNAL, "Internal Server Error", "out of memory");
+        goto fail;
+    }
+    cr->req = req;
+    cr->conn = conn;
+    if (hprof_cpu_start(HPROF_CPU_DEFAULT_HZ) != 0) {
+        /* Go's words for a profile already running, so tools that parse them still do. */
+        snprintf(msg, sizeof(msg), "Could not enable CPU profiling: %s",
+                 errno == EBUSY ? "cpu profiling already in use" : strerror(errno));
+        serve_error(req, HTTP_INTERNAL, "Internal Server Error", msg);
+        goto fail;
+    }
+    struct timeval tv = {seconds, 0};
+    if (evtimer_add(cr->timer, &tv) != 0) {
+        (void)hprof_cpu_stop(NULL, NULL);
+        serve_error(req, HTTP_INTERNAL, "Internal Server Error", "cannot arm the profile timer");
+        goto fail;
+    }
+    evhttp_connection_set_closecb(conn, on_client_gone, cr);
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(conn);
+    evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
+    if (fd >= 0) {
+        cr->watch = event_new(evhttp_connection_get_base(conn), fd, EV_READ | EV_PERSIST,
+                              on_client_readable, cr);
+        if (cr->watch != NULL && event_add(cr->watch, NULL) != 0) {
+            event_free(cr->watch);
+            cr->watch = NULL; /* unwatched: a client that leaves is noticed at the reply */
+        }
+    }
+    goto out;
+fail:
+    if (cr != NULL)
+        cpu_request_free(cr);
+out:
+    evhttp_clear_headers(&query);
+    hprof_internal_exit();
+}
+
+int hprof_cpu_http_mount(struct evhttp *http)
+{
+    if (http == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    hprof_internal_enter();
+    int rc = evhttp_set_cb(http, "/debug/pprof/profile", serve_cpu_profile, NULL);
+    hprof_internal_exit();
+    if (rc != 0) {
+        errno = EEXIST;
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,50 @@
+/*
+ * hprof_cpu: a CPU profiler for the whole process, with Go-compatible pprof output (the
+ * profile that Go's runtime/pprof.StartCPUProfile writes and /debug/pprof/profile serves).
+ *
+ * While a profile runs, SIGPROF arrives every 1/hz of CPU time consumed by the process (all
+ * threads together); each signal records the stack of the thread it interrupted. Stopping
+ * aggregates the stacks and encodes them, symbolized in-process, with sample types
+ * samples/count and cpu/nanoseconds, period_type cpu/nanoseconds, period = 1e9 / hz.
+ *
+ * One profile at a time per process. Functions return 0 / -1 (errno set); none of them prints.
+ */
+#ifndef HPROF_CPU_H
+#define HPROF_CPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct evhttp;
+
+#define HPROF_CPU_DEFAULT_HZ      100  /* samples per CPU second, as Go's runtime/pprof */
+#define HPROF_CPU_MAX_HZ          1000 /* beyond this the kernel's tick, not hz, sets the rate */
+#define HPROF_CPU_DEFAULT_SECONDS 30   /* /debug/pprof/profile without ?seconds, as Go */
+#define HPROF_CPU_MAX_SECONDS     300  /* longest ?seconds accepted */
+
+struct hprof_cpu_stats {
+    int running;       /* a profile is being taken */
+    int hz;            /* its rate (0 when none ran yet) */
+    uint64_t samples;  /* signals recorded in the current (or last) profile */
+    uint64_t dropped;  /* signals lost because the sample ring was full */
+    uint64_t profiles; /* profiles completed since the process started */
+};
+
+/* Start profiling at hz samples per CPU second (1..HPROF_CPU_MAX_HZ). -1 with errno EINVAL for
+ * a bad hz, EBUSY when a profile is already running or the program uses SIGPROF / ITIMER_PROF
+ * itself, or the error of a failed system call. */
+int hprof_cpu_start(int hz);
+
+/* Stop the running profile. With gz != NULL, encode it: *gz is a new gzip'd pprof profile of
+ * *len bytes (free it with hprof_cpu_free); with gz == NULL, discard it. -1 with errno EINVAL
+ * when no profile runs, or ENOMEM (profiling is stopped either way). */
+int hprof_cpu_stop(uint8_t **gz, size_t *len);
+
+void hprof_cpu_free(uint8_t *gz);
+
+void hprof_cpu_get_stats(struct hprof_cpu_stats *out);
+
+/* Serve /debug/pprof/profile?seconds=N on an evhttp the caller owns and runs. */
+int hprof_cpu_http_mount(struct evhttp *http);
+
+#endif
