@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Integration test of the fix, against the real servers on 127.0.0.1 port 0 (tests/lib.sh kills
+# them by PID whatever happens; every wait is bounded; about 30 s):
+#  1. fixed refuses a TTL or sweep interval that is 0, negative or unparsable: usage, exit 2.
+#  2. fixed --ttl 2s --sweep-every 1s under wrk load for 3 s, then idle: a --verbose sweep line
+#     says "held 0 entries" within TTL + interval of the load's end; the heap profile's
+#     inuse_space (when /debug/pprof/heap is served) falls back near its start; SIGTERM exits 0
+#     with "the store held 0 entries (0 bytes)".
+#  3. leaky under the same load and idle time keeps every entry: held == requests, and its
+#     inuse_space does not fall.
+#  4. fixed --trim: RSS falls back too (without --trim glibc keeps the freed memory; printed).
+# usage: http_fixed.sh BUILD_BIN_DIR
+set -u
+BIN=$1
+. "$(dirname "$0")/../lib.sh"
+T=$LC_TMP
+TTL_S=2
+SWEEP_S=1
+LOAD_S=3
+MIB=$((1024 * 1024))
+for tool in wrk curl; do command -v $tool >/dev/null || lc_fail "$tool is not installed"; done
+
+# --- 1. bad durations ---------------------------------------------------------------------
+for flag in --ttl --sweep-every; do
+    for value in 0 0s 0ms -1 -5s abc "" 10x; do
+        "$BIN/fixed" "$flag" "$value" >"$T/out" 2>"$T/err"
+        status=$?
+        [ "$status" = 2 ] || lc_fail "'fixed $flag \"$value\"' exited $status, want 2"
+        grep -q -- "$flag" "$T/err" || lc_fail "'fixed $flag \"$value\"': no word about $flag"
+        grep -q '^usage: fixed' "$T/err" || lc_fail "'fixed $flag \"$value\"': no usage on stderr"
+        [ -s "$T/out" ] && lc_fail "'fixed $flag \"$value\"' printed on stdout"
+    done
+    "$BIN/fixed" "$flag" >/dev/null 2>&1
+    status=$?
+    [ "$status" = 2 ] || lc_fail "'fixed $flag' without a value exited $status, want 2"
+done
+
+# --- helpers ------------------------------------------------------------------------------
+# heap NAME LABEL: inuse_space of server NAME's heap profile now, or "" if it serves none.
+heap() {
+    local url_var="${1}_DEBUG_URL" file="$T/$1.$2.pb.gz"
+    [ "$(curl -s --max-time 10 -o "$file" -w '%{http_code}' "${!url_var}/debug/pprof/heap")" = 200 ] ||
+        return 0
+    "$BIN/heap_inuse" "$file" || lc_fail "$1: cannot decode its heap profile"
+}
+rss() { awk '/^VmRSS:/ { print $2 * 1024 }' "/proc/$1/status"; }
+load() { # load NAME: wrk for LOAD_S seconds; prints the number of requests wrk completed
+    local url_var="${1}_URL"
+    wrk -t2 -c8 -d${LOAD_S}s "${!url_var}/process" >"$T/$1.wrk" 2>&1 || lc_fail "wrk: $(cat "$T/$1.wrk")"
+    grep -q 'Non-2xx' "$T/$1.wrk" && lc_fail "$1: errors under load: $(cat "$T/$1.wrk")"
+    awk '/requests in/ { print $1 }' "$T/$1.wrk"
+}
+stopped_line() { grep -E "^$1: stopped after [0-9]+ requests; the store held [0-9]+ entries" "$2"; }
+
+# --- 2. fixed: entries and in-use bytes fall back after the load --------------------------
+lc_start_server F "$BIN/fixed" --threads 2 --ttl ${TTL_S}s --sweep-every ${SWEEP_S}s --verbose
+f_start=$(heap F start)
+f_rss_start=$(rss "$F_PID")
+f_requests=$(load F)
+load_end=$(date +%s%N)
+[ "$f_requests" -gt 1000 ] || lc_fail "fixed: only '$f_requests' requests under load"
+f_peak=$(heap F peak)
+f_rss_peak=$(rss "$F_PID")
+sweeps_at_end=$(grep -c ': sweep expired ' "$F_ERR")
+# The last entry put expires TTL after the load ends; the next sweep, within one interval,
+# removes it. 1.5 s of slack for a loaded machine.
+deadline=$((load_end + (TTL_S + SWEEP_S) * 1000000000 + 1500000000))
+emptied_at=""
+while [ "$(date +%s%N)" -lt "$deadline" ]; do
+    if tail -n +$((sweeps_at_end + 1)) "$F_ERR" | grep -q '; held 0 entries (0 bytes)$'; then
+        emptied_at=$(date +%s%N)
+        break
+    fi
+    sleep 0.1
+done
+[ -n "$emptied_at" ] ||
+    lc_fail "fixed: entries did not fall to 0 within TTL + interval; sweeps said: $(tail -5 "$F_ERR")"
+emptied_ms=$(((emptied_at - load_end) / 1000000))
+f_after=$(heap F after)
+f_rss_after=$(rss "$F_PID")
+max_held=$(sed -n 's/.*; held \([0-9]*\) entries.*/\1/p' "$F_ERR" | sort -n | tail -1)
+[ "$max_held" -gt 0 ] || lc_fail "fixed: no sweep ever saw an entry"
+lc_stop_server F
+[ "$F_STATUS" = 0 ] || lc_fail "fixed: SIGTERM exit status $F_STATUS, want 0"
+line=$(stopped_line fixed "$F_ERR") || lc_fail "fixed: no exit line: $(tail -3 "$F_ERR")"
+case "$line" in *"the store held 0 entries (0 bytes)") ;; *) lc_fail "fixed: $line" ;; esac
+served=$(echo "$line" | sed 's/.*stopped after \([0-9]*\) requests.*/\1/')
+[ "$served" -ge "$f_requests" ] || lc_fail "fixed: served $served < wrk's $f_requests"
+
+# --- 3. leaky: the same load, the same idle time, and nothing goes -------------------------
+lc_start_server L "$BIN/leaky" --threads 2
+l_start=$(heap L start)
+l_requests=$(load L)
+l_peak=$(heap L peak)
+sleep $((TTL_S + SWEEP_S)).5
+l_after=$(heap L after)
+lc_stop_server L
+[ "$L_STATUS" = 0 ] || lc_fail "leaky: SIGTERM exit status $L_STATUS, want 0"
+line=$(stopped_line leaky "$L_ERR") || lc_fail "leaky: no exit line: $(tail -3 "$L_ERR")"
+served=$(echo "$line" | sed 's/.*stopped after \([0-9]*\) requests.*/\1/')
+held=$(echo "$line" | sed 's/.*the store held \([0-9]*\) entries.*/\1/')
+[ "$served" -ge "$l_requests" ] && [ "$held" = "$served" ] || lc_fail "leaky: $line (wrk: $l_requests)"
+
+# --- in-use bytes from the heap profiles, when the servers serve them ----------------------
+if [ -n "$f_start" ] && [ -n "$l_start" ]; then
+    f_grew=$((f_peak - f_start))
+    l_grew=$((l_peak - l_start))
+    [ "$f_grew" -gt $((20 * MIB)) ] || lc_fail "fixed: inuse_space grew by $f_grew bytes only"
+    [ "$l_grew" -gt $((20 * MIB)) ] || lc_fail "leaky: inuse_space grew by $l_grew bytes only"
+    # fixed: back within 10% of what the load added (sampling noise, libevent's buffers)
+    [ $((f_after - f_start)) -lt $((f_grew / 10)) ] ||
+        lc_fail "fixed: inuse_space start $f_start, peak $f_peak, after idle $f_after"
+    # leaky: still at least 80% of its peak (a sampled estimate, so not exact)
+    [ $((l_after * 10)) -ge $((l_peak * 8)) ] ||
+        lc_fail "leaky: inuse_space fell from $l_peak to $l_after"
+    echo "inuse_space MiB (start / peak / after idle): fixed $((f_start / MIB)) / $((f_peak / MIB)) / $((f_after / MIB)), leaky $((l_start / MIB)) / $((l_peak / MIB)) / $((l_after / MIB))"
+else
+    echo "note: no /debug/pprof/heap on the servers; entries checked from the store's figures only"
+fi
+
+# --- 4. --trim gives RSS back too ---------------------------------------------------------
+lc_start_server R "$BIN/fixed" --threads 2 --ttl ${TTL_S}s --sweep-every ${SWEEP_S}s --verbose --trim
+r_rss_start=$(rss "$R_PID")
+load R >/dev/null
+r_rss_peak=$(rss "$R_PID")
+sleep $((TTL_S + SWEEP_S)).5
+r_rss_after=$(rss "$R_PID")
+grep -q '; malloc_trim took ' "$R_ERR" || lc_fail "--trim: no sweep line mentions malloc_trim"
+lc_stop_server R
+[ "$R_STATUS" = 0 ] || lc_fail "fixed --trim: SIGTERM exit status $R_STATUS, want 0"
+r_grew=$((r_rss_peak - r_rss_start))
+[ "$r_grew" -gt $((20 * MIB)) ] || lc_fail "--trim: RSS grew by $r_grew bytes only under load"
+[ $((r_rss_after - r_rss_start)) -lt $((r_grew / 4)) ] ||
+    lc_fail "--trim: RSS start $r_rss_start, peak $r_rss_peak, after idle $r_rss_after"
+
+echo "RSS MiB (start / peak / after idle): fixed $((f_rss_start / MIB)) / $((f_rss_peak / MIB)) / $((f_rss_after / MIB)), fixed --trim $((r_rss_start / MIB)) / $((r_rss_peak / MIB)) / $((r_rss_after / MIB))"
+echo "PASS http_fixed: fixed held 0 entries ${emptied_ms} ms after the load ($f_requests requests, at most $max_held held after a sweep); leaky held all $held"
