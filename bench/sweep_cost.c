@@ -151,8 +151,8 @@ int main(int argc, char **argv)
     }
     printf("sweep_cost: batch %d entries/hold, entry %zu bytes of metadata, %d reps, medians\n\n",
            STORE_SWEEP_BATCH_ENTRIES, entry_bytes, reps);
-    printf("| %-32s | %9s | %9s | %10s | %11s | %6s | %12s | %11s |\n", "case", "expired", "live",
-           "sweep ms", "ns/expired", "holds", "max hold us", "worst us");
+    printf("| %-32s | %9s | %9s | %10s | %11s | %6s | %12s | %11s | %9s |\n", "case", "expired",
+           "live", "sweep ms", "ns/expired", "holds", "max hold us", "worst us", "preempted");
     printf("|----------------------------------|-----------|-----------|------------|-------------|"
            "--------|--------------|-------------|-----------|\n");
     const uint64_t sizes[] = {10000, 100000, 1000000};
