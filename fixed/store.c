@@ -16,17 +16,21 @@
  * Order: uthash keeps insertion order and every entry has the same TTL, so the table is also in
  * expiry order and its head (`entries`) expires first. A sweep pops from the head and stops at
  * the first live entry: O(expired), never a scan of the live ones. Workers read `now` before they
- * take the lock, so two puts microseconds apart can enter in the other order; the sweep may then
- * stop at a live entry with an expired one just behind it, which waits one more interval. That
- * is harmless: nothing is removed early (only expires_ns <= now goes), the late ones are a few
- * microseconds' worth of requests, and the bound above grows by that skew, not by an interval's
- * worth of traffic.
+ * take the lock, so two puts a moment apart can enter in the other order (microseconds; a worker
+ * preempted in between makes it a scheduler tick). The sweep may then stop at a live entry with
+ * an expired one just behind it, which goes at the next sweep instead. That is harmless: nothing
+ * is ever removed early (only expires_ns <= now goes, whatever the order), and the only cost is
+ * that those few out-of-order entries live one interval longer than the bound says.
+ *
+ * After a sweep, --verbose prints one line of its figures on stderr, and --trim calls
+ * malloc_trim(0) if the sweep freed anything, so that RSS falls along with the in-use bytes.
  *
  * Lock: `lock` guards `entries` and the counters. It is held for the table insert only; the
  * entry is allocated and filled before the lock is taken. A sweep holds it for at most
- * STORE_SWEEP_BATCH_ENTRIES unlinks at a time and drops it between batches, so a put waits for
- * one batch at most; the batch is freed outside the lock. `options` and `janitor` are set by
- * store_new and read-only until store_free, which stops the janitor before freeing anything.
+ * STORE_SWEEP_BATCH_ENTRIES unlinks at a time and drops it between batches, so a put never waits
+ * behind the janitor for more than one batch; the batch is freed outside the lock. `options` and
+ * `janitor` are set by store_new and read-only until store_free, which stops the janitor before
+ * freeing anything.
  */
 #include "store.h"
 #include "store_fixed.h"
@@ -184,7 +188,6 @@ size_t store_sweep(struct store *store, int64_t now_ns)
     } while (more);
     int64_t took = lc_monotonic_ns() - started;
 
-    struct store_stats stats;
     pthread_mutex_lock(&store->lock);
     store->sweeps++;
     store->last_sweep_expired = expired;
@@ -199,6 +202,7 @@ size_t store_sweep(struct store *store, int64_t now_ns)
         trim_ns = lc_monotonic_ns() - trim_started;
     }
     if (store->options.verbose) {
+        struct store_stats stats;
         store_get_stats(store, &stats);
         char trimmed[64] = "";
         if (trim_ns >= 0)
