@@ -198,14 +198,13 @@ static int dump(void)
     size_t len = 0;
     char path[PATH_MAX];
     int rc = hprof_pprof_take(HPROF_HEAP, &buf, &len);
-    if (rc != 0)
-        snprintf(path, sizeof(path), "%s.%04u.pb.gz", fw.prefix, fw.seq);
-    for (int tries = 0; rc == 0 && tries < HPROF_SEQ_TRIES; tries++) {
-        snprintf(path, sizeof(path), "%s.%04u.pb.gz", fw.prefix, fw.seq);
+    snprintf(path, sizeof(path), "%s.%04u.pb.gz", fw.prefix, fw.seq);
+    for (int tries = 0; buf != NULL && tries < HPROF_SEQ_TRIES; tries++) {
         rc = write_atomic(path, buf, len, 0);
         if (rc == 0 || errno != EEXIST)
             break;
         fw.seq++; /* taken: by an earlier run, or another process with our prefix */
+        snprintf(path, sizeof(path), "%s.%04u.pb.gz", fw.prefix, fw.seq);
     }
     if (rc == 0)
         fw.seq++;

@@ -308,20 +308,20 @@ static unsigned resolve(uint64_t pc, struct hprof_frame *frames, uint32_t *flags
     const char *elf_name = dwfl_module_addrinfo(mod, pc, &offset, &sym, NULL, NULL, NULL);
 
     /* The line executing at pc: of the innermost inlined function, if any. */
+    Dwarf_Addr bias = 0;
+    Dwarf_Die *cu = dwfl_module_addrdie(mod, pc, &bias);
     const char *file = "";
     int64_t line = 0;
     Dwfl_Line *dl = dwfl_module_getsrc(mod, pc);
     if (dl != NULL) {
         int lineno = 0;
         const char *src = dwfl_lineinfo(dl, NULL, &lineno, NULL, NULL, NULL);
-        file = intern(src);
+        file = cu != NULL ? resolve_file(cu, src) : intern(src);
         line = lineno;
     }
 
     unsigned n = 0;
     bool complete = false;
-    Dwarf_Addr bias = 0;
-    Dwarf_Die *cu = dwfl_module_addrdie(mod, pc, &bias);
     Dwarf_Die *scopes = NULL;
     int n_scopes = cu != NULL ? dwarf_getscopes(cu, pc - bias, &scopes) : 0;
     /* dwarf_getscopes continues past an inlined subroutine into its abstract definition's

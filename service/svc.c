@@ -13,6 +13,8 @@
  */
 #include "svc.h"
 
+#include "heapprof.h"
+
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -254,6 +256,10 @@ static int open_debug(struct svc *svc, char *err, size_t errlen)
     svc->debug_http = new_http(svc->base, cfg);
     if (svc->debug_http == NULL) {
         snprintf(err, errlen, "out of memory setting up the debug listener");
+        return -1;
+    }
+    if (hprof_http_mount(svc->debug_http) != 0) {
+        snprintf(err, errlen, "cannot mount /debug/pprof on the debug listener");
         return -1;
     }
     evutil_socket_t fd = listen_on(cfg->debug_host, cfg->debug_port, false, err, errlen);

@@ -1,0 +1,54 @@
+#!/bin/sh
+# HEAPPROF_FILE / HEAPPROF_INTERVAL: numbered, complete, decodable files; never an overwrite;
+# an unwritable directory or a bad interval is reported and does not crash the program.
+# usage: file_dumps.sh PROFILE_HELPER
+set -eu
+helper=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+dir=$(mktemp -d /tmp/hprof-dumps-XXXXXX)
+trap 'rm -rf "$dir"' EXIT
+fail() { echo "FAIL: $*" >&2; ls -la "$dir" >&2; exit 1; }
+
+# 1. Every 100 ms for 650 ms, then at exit: 0000 .. 000N, N >= 4, all complete, no temp files.
+HEAPPROF_FILE="$dir/p" HEAPPROF_INTERVAL=100ms "$helper" sleep 650 || fail "helper exited $?"
+n=$(ls "$dir" | grep -c '^p\.[0-9][0-9][0-9][0-9]\.pb\.gz$' || true)
+[ "$n" -ge 5 ] || fail "expected >= 5 dumps, got $n"
+[ "$n" -le 8 ] || fail "expected <= 8 dumps in 650 ms at 100 ms, got $n"
+i=0
+while [ $i -lt "$n" ]; do
+    f=$(printf '%s/p.%04d.pb.gz' "$dir" $i)
+    [ -f "$f" ] || fail "missing $f (numbers must be consecutive from 0000)"
+    i=$((i + 1))
+done
+[ -z "$(ls "$dir" | grep -v '^p\.[0-9]*\.pb\.gz$' || true)" ] || fail "stray files"
+"$helper" check 6 "$dir"/p.*.pb.gz || fail "a dump does not decode"
+
+# 2. A second run with the same prefix continues the numbering and overwrites nothing.
+sum_before=$(cat "$dir"/p.0000.pb.gz | md5sum)
+HEAPPROF_FILE="$dir/p" "$helper" sleep 10 || fail "second run exited $?"
+m=$(ls "$dir" | grep -c '^p\.' || true)
+[ "$m" -eq $((n + 1)) ] || fail "second run: expected $((n + 1)) files, got $m"
+[ -f "$(printf '%s/p.%04d.pb.gz' "$dir" "$n")" ] || fail "second run did not take the next number"
+[ "$(cat "$dir"/p.0000.pb.gz | md5sum)" = "$sum_before" ] || fail "p.0000 was overwritten"
+
+# 3. A relative prefix is taken from the starting directory.
+(cd "$dir" && HEAPPROF_FILE=rel "$helper" sleep 1) || fail "relative prefix run failed"
+[ -f "$dir/rel.0000.pb.gz" ] || fail "relative prefix: no $dir/rel.0000.pb.gz"
+
+# 4. An unwritable directory: exit status 0, one clear line on stderr, no crash.
+HEAPPROF_FILE=/nonexistent-dir/p HEAPPROF_INTERVAL=50ms "$helper" sleep 300 2>"$dir/err" ||
+    fail "unwritable dir: exit $?"
+[ "$(grep -c 'heapprof: cannot write /nonexistent-dir/p.0000.pb.gz' "$dir/err")" -eq 1 ] ||
+    fail "unwritable dir: expected one warning, got: $(cat "$dir/err")"
+rm -f "$dir/err"
+
+# 5. A bad interval: a warning, then the exit dump only.
+HEAPPROF_FILE="$dir/bad" HEAPPROF_INTERVAL=soon "$helper" sleep 10 2>"$dir/err" ||
+    fail "bad interval: exit $?"
+grep -q 'HEAPPROF_INTERVAL=soon is not a positive duration' "$dir/err" || fail "no warning"
+[ "$(ls "$dir" | grep -c '^bad\.')" -eq 1 ] || fail "bad interval: expected one dump"
+rm -f "$dir/err"
+
+# 6. A fork child's exit writes nothing; the parent's does.
+HEAPPROF_FILE="$dir/fork" "$helper" fork-exit || fail "fork-exit failed"
+[ "$(ls "$dir" | grep -c '^fork\.')" -eq 1 ] || fail "fork: expected exactly the parent's dump"
+echo "ok: $n interval dumps, numbering, relative prefix, unwritable dir, bad interval, fork"
