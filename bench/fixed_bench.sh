@@ -3,16 +3,17 @@
 #   1. sweep cost on a fake clock: bench/sweep_cost (10k, 100k, 1M expired; 10k ahead of 1M
 #      live; 1M live none expired), shipped batch and a smaller and larger one for comparison;
 #   2. p99 of /process at a steady open-loop rate (loadgen --rate) while sweeps run: fixed with
-#      TTL 1 s swept every 1 s vs leaky, runs interleaved, medians of REPS, ratio per pair;
+#      TTL 1 s swept every 1 s vs leaky, runs interleaved (order alternating), medians of REPS,
+#      ratio per pair;
 #   3. peak in-use of fixed (TTL 2 s, sweep 1 s) vs the bound rate x (TTL + interval) x bytes
 #      per entry: entries from the --verbose sweep lines, bytes from the heap profiles.
 # Short runs for a shared 2-core machine. Usage: bench/fixed_bench.sh [BIN_DIR]
-#   env: RATE (default 5000), SECS (10), REPS (3), CONNS (16), THREADS (server loops, 2)
+#   env: RATE (default 5000), SECS (10), REPS (6), CONNS (16), THREADS (server loops, 2)
 set -eu
 BIN=${1:-build/bin}
 RATE=${RATE:-5000}
 SECS=${SECS:-10}
-REPS=${REPS:-3}
+REPS=${REPS:-6}
 CONNS=${CONNS:-16}
 THREADS=${THREADS:-2}
 OUT=$(mktemp -d "${TMPDIR:-/tmp}/fixed-bench.XXXXXX")
@@ -60,7 +61,11 @@ echo "| run | leaky p99 ms | fixed p99 ms | fixed / leaky | fixed sweeps | longe
 echo "|---|---|---|---|---|---|"
 : >"$OUT/leaky.p99" && : >"$OUT/fixed.p99" && : >"$OUT/ratio"
 for r in $(seq "$REPS"); do
-    for name in leaky fixed; do
+    # Alternate which server goes first, so a slow spell of the shared machine does not always
+    # land on the same one.
+    order="leaky fixed"
+    [ $((r % 2)) = 0 ] && order="fixed leaky"
+    for name in $order; do
         if [ $name = fixed ]; then
             start fixed --ttl 1s --sweep-every 1s --verbose
         else
