@@ -465,11 +465,18 @@ int hprof_cpu_start(int hz)
     atomic_store(&hprof_cpu_samples, 0);
     atomic_store(&hprof_cpu_dropped, 0);
     hprof_cpu_drain_stop = false;
+    /* The drain thread blocks every signal but SIGPROF: the program's process-directed signals
+     * (SIGTERM, SIGCHLD...) keep going to its own threads, while the drain's own CPU time is
+     * still sampled and shows in the profile as the profiler's cost. pthread_create allocates
+     * the thread's TLS: overhead too. */
+    sigset_t all_but_prof, saved_mask;
+    sigfillset(&all_but_prof);
+    sigdelset(&all_but_prof, SIGPROF);
+    pthread_sigmask(SIG_SETMASK, &all_but_prof, &saved_mask);
     hprof_internal_enter();
-    /* pthread_create allocates the thread's TLS: overhead too. The thread inherits our signal
-     * mask; SIGPROF stays deliverable to it, so its own CPU time is profiled as ours. */
     int prc = pthread_create(&g.drain, NULL, drain_main, NULL);
     hprof_internal_exit();
+    pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
     if (prc != 0) {
         err = prc;
         goto free_ring;

@@ -17,10 +17,13 @@
 
 struct evhttp;
 
-#define HPROF_CPU_DEFAULT_HZ      100  /* samples per CPU second, as Go's runtime/pprof */
-#define HPROF_CPU_MAX_HZ          1000 /* beyond this the kernel's tick, not hz, sets the rate */
-#define HPROF_CPU_DEFAULT_SECONDS 30   /* /debug/pprof/profile without ?seconds, as Go */
-#define HPROF_CPU_MAX_SECONDS     300  /* longest ?seconds accepted */
+#define HPROF_CPU_DEFAULT_HZ 100 /* samples per CPU second, as Go's runtime/pprof */
+/* Highest hz. ITIMER_PROF expires at most once per kernel tick (CONFIG_HZ: 250 on Debian's
+ * kernels); asking for more would get the tick's rate while the profile's period claimed hz,
+ * understating cpu/nanoseconds. */
+#define HPROF_CPU_MAX_HZ          250
+#define HPROF_CPU_DEFAULT_SECONDS 30  /* /debug/pprof/profile without ?seconds, as Go */
+#define HPROF_CPU_MAX_SECONDS     300 /* longest ?seconds accepted */
 
 struct hprof_cpu_stats {
     int running;       /* a profile is being taken */

@@ -72,13 +72,15 @@ grep -qi '^Content-Disposition: attachment; filename="profile"' "$LC_TMP/ph" ||
     lc_fail "profile without Go's Content-Disposition"
 wait "$load"
 
-timeout 60 go tool pprof -top "$LC_TMP/cpu.pb.gz" >"$LC_TMP/top" 2>"$LC_TMP/top.err" ||
+timeout 60 go tool pprof -top -nodecount=100000 "$LC_TMP/cpu.pb.gz" >"$LC_TMP/top" 2>"$LC_TMP/top.err" ||
     lc_fail "go tool pprof -top failed: $(cat "$LC_TMP/top.err")"
 head -12 "$LC_TMP/top"
+grep -E " (handle_process|evhttp_[a-z_]*)$" "$LC_TMP/top" | head -5
 grep -q '^Type: cpu$' "$LC_TMP/top" || lc_fail "pprof does not see a CPU profile"
 grep -q 'Duration: 2' "$LC_TMP/top" || lc_fail "the profile does not last 2 s"
 grep -q ' evhttp_' "$LC_TMP/top" || lc_fail "pprof -top names no evhttp function"
-grep -q ' handle_process$' "$LC_TMP/top" || lc_fail "pprof -top does not name handle_process"
+grep -q ' handle_process$' "$LC_TMP/top" ||
+    lc_fail "pprof -top does not name handle_process: $(cat "$LC_TMP/top")"
 
 # --- a client that goes away ends its profile ---------------------------------------------
 curl -s -o /dev/null --max-time 1 "$D?seconds=5" && lc_fail "a 5 s profile came back in 1 s"

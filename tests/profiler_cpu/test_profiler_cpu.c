@@ -2,7 +2,8 @@
  * The CPU profiler against busy code whose CPU split is known, in a program linked with the
  * static profiler as the servers are (the interposer runs too).
  *
- *   api:        EINVAL/EBUSY contract, and refusal when the program owns ITIMER_PROF or SIGPROF.
+ *   api:        EINVAL/EBUSY contract, refusal when the program owns ITIMER_PROF or SIGPROF,
+ *               and the drain thread blocks the program's signals (SIGTERM...) but not SIGPROF.
  *   busy:       a worker thread interleaves cpu_hot_two (2 units) and cpu_hot_one (1 unit) for
  *               BUSY_CPU_S of its CPU time. The profile decodes; sample types, period,
  *               duration and time are Go's; every value pair is (n, n * period); the sample
@@ -24,6 +25,7 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -224,6 +226,36 @@ static void check_share(int64_t a, int64_t b, double share, const char *what)
         fail_msg("%s: share %.3f, want %.3f +- %.3f", what, a / n, share, 4 * sigma);
 }
 
+/* The drain thread ("hprof-cpu") blocks the program's signals but not SIGPROF. */
+static void check_drain_mask(void)
+{
+    DIR *dir = opendir("/proc/self/task");
+    assert_non_null(dir);
+    int found = 0;
+    struct dirent *de;
+    while ((de = readdir(dir)) != NULL) {
+        char path[300], line[256], comm[64] = "";
+        snprintf(path, sizeof(path), "/proc/self/task/%s/status", de->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        unsigned long long blocked = 0;
+        while (fgets(line, sizeof(line), f) != NULL) {
+            sscanf(line, "Name: %63s", comm);
+            sscanf(line, "SigBlk: %llx", &blocked);
+        }
+        fclose(f);
+        if (strcmp(comm, "hprof-cpu") != 0)
+            continue;
+        found++;
+        assert_true(blocked & (1ull << (SIGTERM - 1)));
+        assert_true(blocked & (1ull << (SIGINT - 1)));
+        assert_false(blocked & (1ull << (SIGPROF - 1)));
+    }
+    closedir(dir);
+    assert_int_equal(found, 1);
+}
+
 static void own_sigprof(int sig)
 {
     (void)sig;
@@ -247,6 +279,7 @@ static void test_api(void **state)
     hprof_cpu_get_stats(&st);
     assert_int_equal(st.running, 1);
     assert_int_equal(st.hz, HPROF_CPU_DEFAULT_HZ);
+    check_drain_mask();
     errno = 0;
     assert_int_equal(hprof_cpu_start(HPROF_CPU_DEFAULT_HZ), -1);
     assert_int_equal(errno, EBUSY);
