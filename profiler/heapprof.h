@@ -12,7 +12,13 @@
  *   HEAPPROF_SEED=N          make the sampling sequence repeatable (tests)
  *   HEAPPROF_FILE=PREFIX     write PREFIX.NNNN.pb.gz at exit (and every HEAPPROF_INTERVAL)
  *   HEAPPROF_INTERVAL=DUR    e.g. 10s
- *   HEAPPROF_HTTP=HOST:PORT  serve /debug/pprof/... from a thread of its own (preloaded programs)
+ *   HEAPPROF_HTTP=HOST:PORT  serve /debug/pprof/... from a thread of its own (preloaded programs;
+ *                            port 0 picks one: "heapprof: listening /debug http://HOST:PORT"
+ *                            is printed on stderr)
+ *
+ * Signals: with HEAPPROF_FILE, SIGUSR2 writes the next PREFIX.NNNN.pb.gz at once (unless the
+ * program has a SIGUSR2 handler of its own). /debug/pprof/threads interrupts every thread with
+ * SIGURG (as Go's runtime does to preempt), unless the program handles SIGURG itself.
  *
  * Functions return 0 / -1 (errno set); none of them prints.
  */
@@ -46,8 +52,35 @@ void hprof_get_totals(struct hprof_totals *out);
 int hprof_write_profile_fd(int fd, enum hprof_kind kind);
 int hprof_write_profile_path(const char *path, enum hprof_kind kind);
 
-/* Serve /debug/pprof/heap and /debug/pprof/allocs (and the rest of the debug surface) on an
- * evhttp the caller owns and runs. */
+/* Serve the debug surface on an evhttp the caller owns and runs: /debug/pprof/ (index), heap,
+ * allocs, threads, profile, symbol, cmdline, and /debug/memstats and /metrics. The evhttp's
+ * generic callback is replaced: an unknown /debug/pprof/NAME gets Go's 404, other paths a
+ * plain 404. Returns 0, or -1 (errno EEXIST) when one of the paths is already taken. */
 int hprof_http_mount(struct evhttp *http);
+
+/* Figures of the program's own, shown next to the profiler's at /debug/memstats (JSON, key =
+ * name) and /metrics (Prometheus, metric = prefix + name). */
+enum hprof_stat_type {
+    HPROF_STAT_GAUGE,   /* a level that goes up and down */
+    HPROF_STAT_COUNTER, /* a count since start that only goes up: name ends in _total */
+};
+struct hprof_stat_sink;
+
+/* Emit one figure into a sink. name: lowercase letters, digits and '_', ending with its unit
+ * (_bytes, _seconds; _total for counters); an invalid name is skipped. help: one line. */
+void hprof_stat(struct hprof_stat_sink *sink, const char *name, enum hprof_stat_type type,
+                double value, const char *help);
+
+/* A source of figures: called on the debug listener's thread for every /debug/memstats and
+ * /metrics request; it emits its figures with hprof_stat and must not block for long. */
+typedef void (*hprof_stats_fn)(struct hprof_stat_sink *sink, void *arg);
+
+/* Register a source (at most 16); prefix (e.g. "leakcase_") is kept by reference and must
+ * outlive the registration. Returns 0 / -1 (ENOSPC, EINVAL). */
+int hprof_http_add_stats(const char *prefix, hprof_stats_fn fn, void *arg);
+
+/* Unregister a source (before freeing what arg points to). Returns 0, or -1 (ENOENT). After it
+ * returns, fn is not running and will not be called again. */
+int hprof_http_remove_stats(hprof_stats_fn fn, void *arg);
 
 #endif

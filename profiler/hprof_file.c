@@ -22,6 +22,7 @@
  * allocation is inside hprof_internal_enter/exit.
  */
 #include "hprof_output.h"
+#include "hprof_web.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -254,6 +255,15 @@ static void at_exit(void)
         fw.thread_started = false;
     }
     (void)dump();
+}
+
+int hprof_file_dump_now(void)
+{
+    if (fw.prefix[0] == '\0' || getpid() != fw.pid) {
+        errno = ENOENT; /* no HEAPPROF_FILE, or a fork child */
+        return -1;
+    }
+    return dump();
 }
 
 /* Referenced at link time (-u hprof_file_anchor, see profiler/CMakeLists.txt) so that a static

@@ -1,29 +1,33 @@
 /*
- * hprof_http: /debug/pprof/heap and /debug/pprof/allocs on an evhttp the caller owns, answering
- * as Go's net/http/pprof does (same headers, same error shape), so that `go tool pprof URL`,
- * curl and loadgen treat a C service like a Go one.
+ * hprof_http: the debug surface on an evhttp the caller owns, answering as Go's net/http/pprof
+ * does (same paths, parameters, headers and error shape), so that `go tool pprof URL`, curl,
+ * Prometheus and loadgen treat a C service like a Go one. This file routes and serves the heap
+ * and allocs profiles; the other endpoints live in the files hprof_web.h lists.
  *
- * Model: each request takes a snapshot (the bucket table's lock is held only for the copy),
+ * Model: each heap/allocs request takes a snapshot (the bucket table is copied lock-free),
  * then symbolizes and encodes it on the debug listener's own event loop, outside any lock that
  * malloc or the /process loops need: a slow profile delays other debug requests, never
  * /process. The encoded profile is handed to libevent by reference (no copy) and freed by
  * libevent's cleanup callback once sent.
  *
- * Errors: 400/404/500 with Content-Type text/plain, X-Go-Pprof: 1 and a one-line reason, as
- * Go's serveError writes them. Parameters Go knows but we do not serve yet (debug=N text,
- * seconds=N delta) get a 400 that says so, rather than a profile that is not what was asked;
- * parameters Go ignores (gc, and anything unknown or malformed) are ignored. All allocations are
- * inside hprof_internal_enter/exit.
+ * Parameters, as Go's handler reads them: debug=N with Atoi (unparsable is 0): 0 the gzip'd
+ * protobuf, anything else the legacy text; seconds=N with ParseInt: a delta profile over N
+ * seconds (1..HPROF_HTTP_MAX_SECONDS), refused with debug; gc and unknown parameters are
+ * ignored. Errors: 400/404/500 with Content-Type text/plain, X-Go-Pprof: 1 and a one-line
+ * reason, as Go's serveError writes them. All allocations are inside hprof_internal_enter/exit.
  */
-#include "hprof_output.h"
+#include "hprof_web.h"
 #include "hprof_cpu.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define PPROF_PREFIX "/debug/pprof/"
 
 struct endpoint {
     const char *path;
@@ -36,21 +40,38 @@ static const struct endpoint endpoints[] = {
     {"/debug/pprof/allocs", "allocs", HPROF_ALLOCS},
 };
 
-/* Go's serveError: text/plain, X-Go-Pprof: 1, the reason on one line. */
-static void serve_error(struct evhttp_request *req, int status, const char *reason,
-                        const char *text)
+void hprof_web_error(struct evhttp_request *req, int status, const char *text)
 {
+    hprof_internal_enter();
     struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
     evhttp_remove_header(headers, "Content-Disposition");
+    evhttp_remove_header(headers, "Content-Type");
     evhttp_add_header(headers, "Content-Type", "text/plain; charset=utf-8");
     evhttp_add_header(headers, "X-Go-Pprof", "1");
     evhttp_add_header(headers, "X-Content-Type-Options", "nosniff");
     struct evbuffer *body = evbuffer_new();
     if (body != NULL)
         evbuffer_add_printf(body, "%s\n", text);
-    evhttp_send_reply(req, status, reason, body);
+    evhttp_send_reply(req, status, NULL, body); /* NULL: libevent's reason phrase for status */
     if (body != NULL)
         evbuffer_free(body);
+    hprof_internal_exit();
+}
+
+void hprof_web_reply(struct evhttp_request *req, const char *content_type, const char *name,
+                     struct evbuffer *body)
+{
+    hprof_internal_enter();
+    struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
+    evhttp_add_header(headers, "Content-Type", content_type);
+    if (name != NULL) {
+        char disposition[96];
+        snprintf(disposition, sizeof(disposition), "attachment; filename=\"%s\"", name);
+        evhttp_add_header(headers, "Content-Disposition", disposition);
+    }
+    evhttp_add_header(headers, "X-Content-Type-Options", "nosniff");
+    evhttp_send_reply(req, HTTP_OK, "OK", body);
+    hprof_internal_exit();
 }
 
 static void release_profile(const void *data, size_t len, void *arg)
@@ -60,11 +81,24 @@ static void release_profile(const void *data, size_t len, void *arg)
     hprof_output_free((void *)data);
 }
 
-/* The first value of parameter name in a query string, decoded, as Go's r.FormValue reads it:
- * "k" alone is k="", a malformed part is skipped rather than failing the whole query. Writes
- * into out (truncated to len); returns 1 if present, 0 if not. */
-static int query_param(const char *query, const char *name, char *out, size_t len)
+void hprof_web_reply_profile(struct evhttp_request *req, const char *name, uint8_t *buf, size_t len)
 {
+    hprof_internal_enter();
+    struct evbuffer *body = evbuffer_new();
+    if (body == NULL || evbuffer_add_reference(body, buf, len, release_profile, NULL) != 0) {
+        hprof_output_free(buf);
+        hprof_web_error(req, HTTP_INTERNAL, "out of memory");
+    } else {
+        hprof_web_reply(req, "application/octet-stream", name, body);
+    }
+    if (body != NULL)
+        evbuffer_free(body); /* the reply moved its contents; the reference travels with them */
+    hprof_internal_exit();
+}
+
+int hprof_web_param(struct evhttp_request *req, const char *name, char *out, size_t len)
+{
+    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
     size_t name_len = strlen(name);
     for (const char *p = query; p != NULL && *p != '\0';) {
         const char *end = strchr(p, '&');
@@ -75,12 +109,14 @@ static int query_param(const char *query, const char *name, char *out, size_t le
             char raw[256];
             size_t value_len = eq != NULL ? part - key_len - 1 : 0;
             snprintf(raw, sizeof(raw), "%.*s", (int)value_len, eq != NULL ? eq + 1 : "");
+            hprof_internal_enter();
             char *decoded = evhttp_uridecode(raw, 1, NULL);
             const char *value = decoded != NULL ? decoded : raw;
             size_t n = strnlen(value, len - 1); /* a longer value is cut: never a number */
             memcpy(out, value, n);
             out[n] = '\0';
             free(decoded);
+            hprof_internal_exit();
             return 1;
         }
         p = end != NULL ? end + 1 : NULL;
@@ -88,54 +124,151 @@ static int query_param(const char *query, const char *name, char *out, size_t le
     return 0;
 }
 
+/* Go's strconv.ParseInt(s, 10, 64): an optional sign, then decimal digits only. */
+static int parse_int(const char *s, long long *out)
+{
+    const char *p = s;
+    int negative = 0;
+    if (*p == '+' || *p == '-')
+        negative = *p++ == '-';
+    if (*p == '\0')
+        return -1;
+    unsigned long long v = 0;
+    for (; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        if (v > ((unsigned long long)LLONG_MAX + 1 - (unsigned)(*p - '0')) / 10)
+            return -1; /* out of range: an error in Go too */
+        v = v * 10 + (unsigned)(*p - '0');
+    }
+    if (!negative && v > (unsigned long long)LLONG_MAX)
+        return -1;
+    *out = negative ? (long long)(0 - v) : (long long)v;
+    return 0;
+}
+
+int hprof_web_debug(struct evhttp_request *req)
+{
+    char value[64];
+    long long debug;
+    if (!hprof_web_param(req, "debug", value, sizeof(value)) || parse_int(value, &debug) != 0 ||
+        debug < INT_MIN || debug > INT_MAX)
+        return 0; /* Go: debug, _ := strconv.Atoi(...) */
+    return (int)debug;
+}
+
+int hprof_web_seconds(struct evhttp_request *req, long *seconds)
+{
+    char value[64];
+    *seconds = 0;
+    if (!hprof_web_param(req, "seconds", value, sizeof(value)) || value[0] == '\0')
+        return 0;
+    long long v;
+    if (parse_int(value, &v) != 0 || v <= 0) {
+        hprof_web_error(req, HTTP_BADREQUEST,
+                        "invalid value for \"seconds\" - must be a positive integer");
+        return -1;
+    }
+    if (v > HPROF_HTTP_MAX_SECONDS) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "profile duration exceeds the server's limit of %d seconds",
+                 HPROF_HTTP_MAX_SECONDS);
+        hprof_web_error(req, HTTP_BADREQUEST, msg);
+        return -1;
+    }
+    *seconds = (long)v;
+    return 0;
+}
+
+static void serve_text(struct evhttp_request *req, const struct endpoint *ep)
+{
+    char msg[256];
+    struct hprof_snapshot snap;
+    memset(&snap, 0, sizeof(snap));
+    struct evbuffer *body = evbuffer_new();
+    if (body == NULL || hprof_snapshot_take(&snap) != 0 || hprof_text_heap(&snap, body) != 0) {
+        snprintf(msg, sizeof(msg), "Could not write %s profile: %s", ep->name,
+                 strerror(errno ? errno : ENOMEM));
+        hprof_web_error(req, HTTP_INTERNAL, msg);
+    } else {
+        hprof_web_reply(req, "text/plain; charset=utf-8", NULL, body);
+    }
+    hprof_snapshot_release(&snap);
+    if (body != NULL)
+        evbuffer_free(body);
+}
+
 static void serve_profile(struct evhttp_request *req, void *arg)
 {
     const struct endpoint *ep = arg;
     hprof_internal_enter();
-    const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-    char msg[256], seconds[64], debug[64];
-    if (query_param(q, "seconds", seconds, sizeof(seconds)) && seconds[0] != '\0') {
-        snprintf(msg, sizeof(msg),
-                 "%s: delta profiles (?seconds=N) are not served yet; fetch two profiles and "
-                 "compare them with pprof -base",
-                 ep->name);
-        serve_error(req, HTTP_BADREQUEST, "Bad Request", msg);
+    long seconds;
+    char msg[256];
+    if (hprof_web_seconds(req, &seconds) != 0)
+        goto out;
+    int debug = hprof_web_debug(req);
+    if (seconds > 0) {
+        if (debug != 0)
+            hprof_web_error(req, HTTP_BADREQUEST, "seconds and debug params are incompatible");
+        else
+            hprof_delta_serve(req, ep->kind, ep->name, seconds);
         goto out;
     }
-    /* Go reads debug with Atoi and treats anything unparsable as 0. */
-    if (query_param(q, "debug", debug, sizeof(debug)) && atoi(debug) != 0) {
-        snprintf(msg, sizeof(msg),
-                 "%s: the text format (?debug=%d) is not served yet; use the binary profile "
-                 "(no debug parameter) with go tool pprof",
-                 ep->name, atoi(debug));
-        serve_error(req, HTTP_BADREQUEST, "Bad Request", msg);
+    if (debug != 0) {
+        serve_text(req, ep);
         goto out;
     }
-
     uint8_t *profile = NULL;
     size_t len = 0;
     if (hprof_pprof_take(ep->kind, &profile, &len) != 0) {
         snprintf(msg, sizeof(msg), "Could not write %s profile: %s", ep->name, strerror(errno));
-        serve_error(req, HTTP_INTERNAL, "Internal Server Error", msg);
+        hprof_web_error(req, HTTP_INTERNAL, msg);
         goto out;
     }
-    struct evbuffer *body = evbuffer_new();
-    if (body == NULL || evbuffer_add_reference(body, profile, len, release_profile, NULL) != 0) {
-        hprof_output_free(profile);
+    hprof_web_reply_profile(req, ep->name, profile, len);
+out:
+    hprof_internal_exit();
+}
+
+/* Every path without a callback of its own: Go's "Unknown profile" under /debug/pprof/, a plain
+ * 404 elsewhere. */
+static void serve_unknown(struct evhttp_request *req, void *arg)
+{
+    (void)arg;
+    hprof_internal_enter();
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    if (path == NULL)
+        path = "";
+    char msg[256];
+    if (strncmp(path, PPROF_PREFIX, strlen(PPROF_PREFIX)) == 0) {
+        const char *name = path + strlen(PPROF_PREFIX);
+        if (strcmp(name, "goroutine") == 0 || strcmp(name, "threadcreate") == 0)
+            snprintf(msg, sizeof(msg),
+                     "Unknown profile: %s (a C program has threads: see %sthreads)", name,
+                     PPROF_PREFIX);
+        else
+            snprintf(msg, sizeof(msg), "Unknown profile: %.128s", name);
+        hprof_web_error(req, HTTP_NOTFOUND, msg);
+    } else {
+        struct evbuffer *body = evbuffer_new();
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          "text/plain; charset=utf-8");
+        if (body != NULL)
+            evbuffer_add_printf(body, "not found: %.200s\n", path);
+        evhttp_send_reply(req, HTTP_NOTFOUND, "Not Found", body);
         if (body != NULL)
             evbuffer_free(body);
-        serve_error(req, HTTP_INTERNAL, "Internal Server Error", "out of memory");
-        goto out;
     }
-    struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
-    char disposition[64];
-    snprintf(disposition, sizeof(disposition), "attachment; filename=\"%s\"", ep->name);
-    evhttp_add_header(headers, "Content-Type", "application/octet-stream");
-    evhttp_add_header(headers, "Content-Disposition", disposition);
-    evhttp_add_header(headers, "X-Content-Type-Options", "nosniff");
-    evhttp_send_reply(req, HTTP_OK, "OK", body);
-    evbuffer_free(body); /* the reply moved its contents; the reference travels with them */
-out:
+    hprof_internal_exit();
+}
+
+/* /debug/pprof without the slash: Go's ServeMux redirects to the index. */
+static void serve_redirect(struct evhttp_request *req, void *arg)
+{
+    (void)arg;
+    hprof_internal_enter();
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Location", PPROF_PREFIX);
+    evhttp_send_reply(req, HTTP_MOVEPERM, "Moved Permanently", NULL);
     hprof_internal_exit();
 }
 
@@ -147,15 +280,19 @@ int hprof_http_mount(struct evhttp *http)
     }
     int rc = 0;
     hprof_internal_enter();
-    for (size_t i = 0; i < sizeof(endpoints) / sizeof(endpoints[0]); i++) {
-        if (evhttp_set_cb(http, endpoints[i].path, serve_profile, (void *)&endpoints[i]) != 0) {
-            errno = EEXIST;
-            rc = -1;
-            break;
-        }
-    }
-    hprof_internal_exit();
+    for (size_t i = 0; i < sizeof(endpoints) / sizeof(endpoints[0]) && rc == 0; i++)
+        rc = evhttp_set_cb(http, endpoints[i].path, serve_profile, (void *)&endpoints[i]);
     if (rc == 0)
-        rc = hprof_cpu_http_mount(http); /* /debug/pprof/profile: hprof_cpu.c */
-    return rc;
+        rc = evhttp_set_cb(http, "/debug/pprof", serve_redirect, NULL);
+    if (rc == 0)
+        evhttp_set_gencb(http, serve_unknown, NULL);
+    hprof_internal_exit();
+    if (rc != 0) {
+        errno = EEXIST;
+        return -1;
+    }
+    if (hprof_pages_mount(http) != 0 || hprof_threads_mount(http) != 0 ||
+        hprof_stats_mount(http) != 0)
+        return -1;
+    return hprof_cpu_http_mount(http); /* /debug/pprof/profile: hprof_cpu.c */
 }

@@ -52,8 +52,8 @@ grep -qi '^Content-Disposition: attachment; filename="heap"' "$dir/h1" || fail "
 load 3000
 curl -sf --max-time 30 -o "$dir/heap2.pb.gz" "http://$debug/debug/pprof/heap" || fail "GET heap 2"
 curl -sf --max-time 30 -o "$dir/allocs.pb.gz" "http://$debug/debug/pprof/allocs" || fail "GET allocs"
-code=$(curl -s --max-time 10 -o "$dir/e" -w '%{http_code}' "http://$debug/debug/pprof/heap?debug=1")
-[ "$code" = 400 ] || fail "?debug=1: status $code"
+code=$(curl -s --max-time 10 -o "$dir/e" -w '%{http_code}' "http://$debug/debug/pprof/heap?seconds=abc")
+[ "$code" = 400 ] || fail "?seconds=abc: status $code"
 kill "$pid"
 wait "$pid" || fail "leaky did not exit 0 on SIGTERM"
 pid=

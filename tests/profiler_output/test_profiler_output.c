@@ -683,9 +683,10 @@ static void test_http(void **state)
     pcodec_free(p);
     free(r.body);
 
-    static const char *const bad[] = {"/debug/pprof/heap?debug=1", "/debug/pprof/heap?seconds=5",
+    /* Bad parameters, as Go's handler refuses them (tests/profiler_http covers the rest). */
+    static const char *const bad[] = {"/debug/pprof/heap?seconds=abc", "/debug/pprof/heap?seconds=0",
                                       "/debug/pprof/allocs?x&debug=2&seconds=1",
-                                      "/debug/pprof/heap?a=%zz&debug=%31"};
+                                      "/debug/pprof/heap?seconds=301"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         http_get(s.port, bad[i], &r);
         assert_int_equal(r.status, 400);
@@ -693,6 +694,17 @@ static void test_http(void **state)
         assert_non_null(strstr(r.headers, "X-Go-Pprof: 1"));
         assert_null(strstr(r.headers, "Content-Disposition"));
         assert_true(r.body_len > 10 && r.body[r.body_len - 1] == '\n');
+        free(r.body);
+    }
+    /* debug=N (decoded) is the legacy text, with its memory map. */
+    static const char *const text[] = {"/debug/pprof/heap?debug=1",
+                                       "/debug/pprof/heap?a=%zz&debug=%31"};
+    for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++) {
+        http_get(s.port, text[i], &r);
+        assert_int_equal(r.status, 200);
+        assert_non_null(strstr(r.headers, "Content-Type: text/plain"));
+        assert_true(strncmp((char *)r.body, "heap profile: ", 14) == 0);
+        assert_non_null(strstr((char *)r.body, "\nMAPPED_LIBRARIES:\n"));
         free(r.body);
     }
     /* debug=0, or a debug Go's Atoi cannot read, is the binary profile, as in Go. */

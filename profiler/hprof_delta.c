@@ -1,0 +1,309 @@
+/*
+ * hprof_delta: /debug/pprof/heap?seconds=N and allocs?seconds=N, Go's delta profiles.
+ *
+ * Model (Go's serveDeltaProfile): a snapshot p0 when the request arrives, another one p1 after
+ * N seconds, and the profile of p1 - p0: every value of every (stack, size) is subtracted (so
+ * alloc_* is what was allocated during the window and inuse_* how the live heap changed,
+ * negative where it shrank); a stack whose four differences are all zero is dropped, as
+ * pprof's Merge drops zero samples. Values are rounded to integers before subtracting, exactly
+ * as Go subtracts two integer profiles. time_nanos is p1's and duration_nanos the time between
+ * the two snapshots; the file is "<name>-delta".
+ *
+ * Waiting: an evtimer on the request's event base (the debug listener's loop), never a sleep.
+ * libevent does not read a server connection while its request waits for a reply, so a client
+ * that leaves would be noticed only when the reply fails; the socket is watched and peeked
+ * (EOF or error: the connection is freed, and its close callback frees the pending delta). At
+ * most HPROF_DELTA_MAX_PENDING deltas wait at once (each holds a snapshot): more get 503.
+ *
+ * Invariants: a pending delta is owned by exactly one of its timer (which replies) and its
+ * connection's close callback (which discards): each clears the other before freeing. All of
+ * it runs on the one loop thread; every allocation is inside hprof_internal_enter/exit.
+ */
+#include "hprof_web.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "pcodec.h"
+
+#define HPROF_DELTA_MAX_PENDING 8 /* delta profiles waiting at once, per process */
+
+/* ---- the difference ---- */
+
+static uint64_t bucket_hash(const struct hprof_bucket *b)
+{
+    uint64_t h = 14695981039346656037ull ^ b->size;
+    for (int i = 0; i < b->depth; i++) {
+        h ^= (uint64_t)b->pcs[i];
+        h *= 1099511628211ull;
+        h ^= h >> 29;
+    }
+    return h * 0x9e3779b97f4a7c15ull;
+}
+
+static int bucket_same_key(const struct hprof_bucket *a, const struct hprof_bucket *b)
+{
+    return a->size == b->size && a->depth == b->depth &&
+           memcmp(a->pcs, b->pcs, (size_t)(a->depth > 0 ? a->depth : 0) * sizeof(a->pcs[0])) == 0;
+}
+
+/* The profile's integer for an estimate (hprof_pprof.c rounds the same way). */
+static double rounded(double v)
+{
+    return isfinite(v) ? (double)llround(v) : 0;
+}
+
+int hprof_snapshot_delta(const struct hprof_snapshot *p0, const struct hprof_snapshot *p1,
+                         struct hprof_snapshot *out)
+{
+    int rc = -1;
+    memset(out, 0, sizeof(*out));
+    out->time_ns = p1->time_ns;
+    out->rate = p1->rate;
+    hprof_internal_enter();
+    /* An open-addressing index of p0's buckets (load <= 1/2), a flag per p0 bucket once it is
+     * matched; p0 buckets never matched are stacks p1 lacks (a table never loses buckets, but
+     * tests and fakes may), subtracted from zero. */
+    size_t n_slots = 16;
+    while (n_slots < 2 * p0->n_buckets)
+        n_slots *= 2;
+    size_t *slots = calloc(n_slots, sizeof(*slots)); /* index + 1; 0 = empty */
+    unsigned char *matched = calloc(p0->n_buckets ? p0->n_buckets : 1, 1);
+    out->buckets = malloc((p0->n_buckets + p1->n_buckets + 1) * sizeof(*out->buckets));
+    if (slots == NULL || matched == NULL || out->buckets == NULL)
+        goto out;
+    for (size_t i = 0; i < p0->n_buckets; i++) {
+        size_t j = bucket_hash(&p0->buckets[i]) & (n_slots - 1);
+        while (slots[j] != 0)
+            j = (j + 1) & (n_slots - 1);
+        slots[j] = i + 1;
+    }
+    for (size_t i = 0; i < p1->n_buckets; i++) {
+        const struct hprof_bucket *b1 = &p1->buckets[i];
+        const struct hprof_bucket *b0 = NULL;
+        for (size_t j = bucket_hash(b1) & (n_slots - 1); slots[j] != 0;
+             j = (j + 1) & (n_slots - 1)) {
+            const struct hprof_bucket *c = &p0->buckets[slots[j] - 1];
+            if (!matched[slots[j] - 1] && bucket_same_key(c, b1)) {
+                b0 = c;
+                matched[slots[j] - 1] = 1;
+                break;
+            }
+        }
+        struct hprof_bucket *d = &out->buckets[out->n_buckets];
+        *d = *b1;
+        if (b0 != NULL) {
+            d->alloc_objects = rounded(b1->alloc_objects) - rounded(b0->alloc_objects);
+            d->alloc_bytes = rounded(b1->alloc_bytes) - rounded(b0->alloc_bytes);
+            d->inuse_objects = rounded(b1->inuse_objects) - rounded(b0->inuse_objects);
+            d->inuse_bytes = rounded(b1->inuse_bytes) - rounded(b0->inuse_bytes);
+        }
+        if (d->alloc_objects != 0 || d->alloc_bytes != 0 || d->inuse_objects != 0 ||
+            d->inuse_bytes != 0)
+            out->n_buckets++;
+    }
+    for (size_t i = 0; i < p0->n_buckets; i++) {
+        if (matched[i])
+            continue;
+        struct hprof_bucket *d = &out->buckets[out->n_buckets];
+        *d = p0->buckets[i];
+        d->alloc_objects = -rounded(d->alloc_objects);
+        d->alloc_bytes = -rounded(d->alloc_bytes);
+        d->inuse_objects = -rounded(d->inuse_objects);
+        d->inuse_bytes = -rounded(d->inuse_bytes);
+        if (d->alloc_objects != 0 || d->alloc_bytes != 0 || d->inuse_objects != 0 ||
+            d->inuse_bytes != 0)
+            out->n_buckets++;
+    }
+    rc = 0;
+out:
+    free(slots);
+    free(matched);
+    if (rc != 0) {
+        free(out->buckets);
+        out->buckets = NULL;
+        out->n_buckets = 0;
+        errno = ENOMEM;
+    }
+    hprof_internal_exit();
+    return rc;
+}
+
+int hprof_pprof_set_duration(uint8_t **buf, size_t *len, int64_t duration_ns)
+{
+    hprof_internal_enter();
+    int rc = -1;
+    pcodec_profile *p = pcodec_decode(*buf, *len, NULL, 0);
+    uint8_t *again = NULL;
+    size_t again_len = 0;
+    if (p != NULL) {
+        p->duration_nanos = duration_ns;
+        rc = pcodec_encode_gzip(p, &again, &again_len);
+        pcodec_free(p);
+    }
+    if (rc == 0) {
+        free(*buf);
+        *buf = again;
+        *len = again_len;
+    } else {
+        errno = ENOMEM;
+    }
+    hprof_internal_exit();
+    return rc;
+}
+
+/* ---- the request ---- */
+
+struct delta {
+    struct evhttp_request *req;
+    struct evhttp_connection *conn;
+    struct event *timer;
+    struct event *watch; /* NULL when the socket cannot be watched */
+    enum hprof_kind kind;
+    char name[32];
+    struct hprof_snapshot p0;
+    struct timespec start; /* CLOCK_MONOTONIC at p0 */
+};
+
+static int pending; /* deltas waiting (the loop thread's only; several loops: see below) */
+
+static void delta_free(struct delta *d)
+{
+    hprof_internal_enter();
+    if (d->timer != NULL)
+        event_free(d->timer);
+    if (d->watch != NULL)
+        event_free(d->watch);
+    hprof_snapshot_release(&d->p0);
+    free(d);
+    __atomic_fetch_sub(&pending, 1, __ATOMIC_RELAXED); /* two listeners may share the count */
+    hprof_internal_exit();
+}
+
+static int64_t elapsed_ns(const struct timespec *since)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)(now.tv_sec - since->tv_sec) * 1000000000 + (now.tv_nsec - since->tv_nsec);
+}
+
+static void on_done(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct delta *d = arg;
+    hprof_internal_enter();
+    evhttp_connection_set_closecb(d->conn, NULL, NULL);
+    struct hprof_snapshot p1, diff;
+    memset(&p1, 0, sizeof(p1));
+    memset(&diff, 0, sizeof(diff));
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    char msg[160];
+    int64_t duration = elapsed_ns(&d->start);
+    if (hprof_snapshot_take(&p1) != 0 || hprof_snapshot_delta(&d->p0, &p1, &diff) != 0 ||
+        hprof_pprof_encode(&diff, d->kind, NULL, 1, &buf, &len) != 0 ||
+        hprof_pprof_set_duration(&buf, &len, duration) != 0) {
+        snprintf(msg, sizeof(msg), "failed to compute delta: %s", strerror(errno ? errno : ENOMEM));
+        hprof_output_free(buf);
+        hprof_web_error(d->req, HTTP_INTERNAL, msg);
+    } else {
+        char name[48];
+        snprintf(name, sizeof(name), "%s-delta", d->name);
+        hprof_web_reply_profile(d->req, name, buf, len);
+    }
+    hprof_snapshot_release(&diff);
+    hprof_snapshot_release(&p1);
+    delta_free(d);
+    hprof_internal_exit();
+}
+
+/* The connection closes before the end (the client left, or the server is shutting down):
+ * discard. libevent frees the request. */
+static void on_gone(struct evhttp_connection *conn, void *arg)
+{
+    (void)conn;
+    delta_free(arg);
+}
+
+/* Peek at the client's socket: EOF or an error means it left, and freeing the connection runs
+ * on_gone. Bytes (a pipelined request) are left for libevent, and the watch ends. */
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct delta *d = arg;
+    char byte;
+    ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n > 0) {
+        event_del(d->watch);
+        return;
+    }
+    evhttp_connection_free(d->conn); /* runs on_gone, which frees d */
+}
+
+void hprof_delta_serve(struct evhttp_request *req, enum hprof_kind kind, const char *name,
+                       long seconds)
+{
+    hprof_internal_enter();
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    struct delta *d = NULL;
+    if (__atomic_add_fetch(&pending, 1, __ATOMIC_RELAXED) > HPROF_DELTA_MAX_PENDING) {
+        __atomic_fetch_sub(&pending, 1, __ATOMIC_RELAXED);
+        char msg[128];
+        snprintf(msg, sizeof(msg), "too many delta profiles in progress (at most %d at once)",
+                 HPROF_DELTA_MAX_PENDING);
+        hprof_web_error(req, HTTP_SERVUNAVAIL, msg);
+        goto out;
+    }
+    d = calloc(1, sizeof(*d));
+    if (d == NULL) {
+        __atomic_fetch_sub(&pending, 1, __ATOMIC_RELAXED);
+        hprof_web_error(req, HTTP_INTERNAL, "failed to collect profile: out of memory");
+        goto out;
+    }
+    d->req = req;
+    d->conn = conn;
+    d->kind = kind;
+    snprintf(d->name, sizeof(d->name), "%s", name);
+    struct event_base *base = conn != NULL ? evhttp_connection_get_base(conn) : NULL;
+    if (base == NULL || (d->timer = evtimer_new(base, on_done, d)) == NULL) {
+        hprof_web_error(req, HTTP_INTERNAL, "failed to collect profile: out of memory");
+        goto fail;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &d->start);
+    if (hprof_snapshot_take(&d->p0) != 0) {
+        hprof_web_error(req, HTTP_INTERNAL, "failed to collect profile");
+        goto fail;
+    }
+    struct timeval tv = {seconds, 0};
+    if (evtimer_add(d->timer, &tv) != 0) {
+        hprof_web_error(req, HTTP_INTERNAL, "failed to collect profile: cannot arm the timer");
+        goto fail;
+    }
+    evhttp_connection_set_closecb(conn, on_gone, d);
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(conn);
+    evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
+    if (fd >= 0) {
+        d->watch = event_new(base, fd, EV_READ | EV_PERSIST, on_readable, d);
+        if (d->watch != NULL && event_add(d->watch, NULL) != 0) {
+            event_free(d->watch);
+            d->watch = NULL; /* unwatched: a client that leaves is noticed at the reply */
+        }
+    }
+    goto out;
+fail:
+    delta_free(d);
+out:
+    hprof_internal_exit();
+}

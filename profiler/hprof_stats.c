@@ -1,0 +1,325 @@
+/*
+ * hprof_stats: the figures that /debug/memstats (JSON) and /metrics (Prometheus) serve, and that
+ * the heap text profile appends as comments: one list of (name, type, value, help), written by
+ * one sink into the three formats, so they can never disagree.
+ *
+ * Sources, in order:
+ *   heapprof  the profiler's sampled estimate (hprof_get_totals: in-use and allocated bytes and
+ *             objects, samples live, buckets, the rate) and its own cost (overhead bytes, the
+ *             symbol cache), the CPU profiler's state;
+ *   glibc     mallinfo2(): glibc's own count, summed over its arenas. glibc_inuse_bytes is every
+ *             byte glibc has handed out: uordblks (in chunks of the arenas, chunk headers
+ *             included) + hblkhd (in mmap'd chunks). It is what the estimate is compared with;
+ *             it also holds the profiler's overhead and the 16-byte header of sampled blocks.
+ *             mallinfo2 locks each arena in turn for a walk of its free lists: microseconds
+ *             with the servers' heaps, never for long enough to matter to /process;
+ *   process   RSS and peak RSS (VmRSS, VmHWM of /proc/self/status), virtual size, threads, and
+ *             uptime (CLOCK_BOOTTIME minus the start time in /proc/self/stat);
+ *   sources   registered by the program (hprof_http_add_stats), e.g. the store of leaky/fixed.
+ *
+ * Names: the JSON key is the name (flat: rss_bytes, glibc_inuse_bytes, inuse_bytes...); the
+ * Prometheus metric is prefix + name, "heapprof_" for the profiler's figures and the prefix
+ * given at registration for the others. Units end the name (_bytes, _seconds), counters end in
+ * _total. Numbers are written exactly when integral (below 2^53), else with 17 digits.
+ *
+ * Locks: stats_lock guards the registry and is held while the registered sources run, so that
+ * hprof_http_remove_stats returns only once its source has finished. Sources must not call
+ * hprof_http_add_stats or remove_stats. All allocations are inside hprof_internal_enter/exit.
+ */
+#include "hprof_web.h"
+#include "hprof_cpu.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HPROF_STATS_MAX_SOURCES 16
+#define HPROF_PREFIX            "heapprof_"
+
+struct hprof_stat_sink {
+    struct evbuffer *out;
+    enum hprof_stat_format format;
+    const char *prefix;
+    size_t written;
+};
+
+struct source {
+    const char *prefix;
+    hprof_stats_fn fn;
+    void *arg;
+};
+
+static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct source sources[HPROF_STATS_MAX_SOURCES];
+static size_t n_sources;
+
+static bool valid_name(const char *name)
+{
+    if (name == NULL || !((*name >= 'a' && *name <= 'z') || *name == '_'))
+        return false;
+    for (const char *c = name; *c != '\0'; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_'))
+            return false;
+    return true;
+}
+
+static void add_number(struct evbuffer *out, double v, bool json)
+{
+    if (isnan(v))
+        evbuffer_add_printf(out, json ? "null" : "NaN");
+    else if (isinf(v))
+        evbuffer_add_printf(out, json ? "null" : (v > 0 ? "+Inf" : "-Inf"));
+    else if (v == floor(v) && fabs(v) < 9007199254740992.0)
+        evbuffer_add_printf(out, "%.0f", v);
+    else
+        evbuffer_add_printf(out, "%.17g", v);
+}
+
+void hprof_stat(struct hprof_stat_sink *sink, const char *name, enum hprof_stat_type type,
+                double value, const char *help)
+{
+    if (sink == NULL || !valid_name(name))
+        return;
+    hprof_internal_enter();
+    struct evbuffer *out = sink->out;
+    switch (sink->format) {
+    case HPROF_STATS_JSON:
+        evbuffer_add_printf(out, "%s\n  \"%s\": ", sink->written ? "," : "", name);
+        add_number(out, value, true);
+        break;
+    case HPROF_STATS_PROMETHEUS:
+        evbuffer_add_printf(out, "# HELP %s%s ", sink->prefix, name);
+        for (const char *c = help != NULL ? help : ""; *c != '\0'; c++) {
+            if (*c == '\\')
+                evbuffer_add(out, "\\\\", 2);
+            else if (*c == '\n')
+                evbuffer_add(out, "\\n", 2);
+            else
+                evbuffer_add(out, c, 1);
+        }
+        evbuffer_add_printf(out, "\n# TYPE %s%s %s\n%s%s ", sink->prefix, name,
+                            type == HPROF_STAT_COUNTER ? "counter" : "gauge", sink->prefix, name);
+        add_number(out, value, false);
+        evbuffer_add(out, "\n", 1);
+        break;
+    case HPROF_STATS_COMMENTS:
+        evbuffer_add_printf(out, "# %s = ", name);
+        add_number(out, value, false);
+        evbuffer_add(out, "\n", 1);
+        break;
+    }
+    sink->written++;
+    hprof_internal_exit();
+}
+
+int hprof_http_add_stats(const char *prefix, hprof_stats_fn fn, void *arg)
+{
+    if (fn == NULL || prefix == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    pthread_mutex_lock(&stats_lock);
+    int rc = -1;
+    if (n_sources == HPROF_STATS_MAX_SOURCES) {
+        errno = ENOSPC;
+    } else {
+        sources[n_sources++] = (struct source){prefix, fn, arg};
+        rc = 0;
+    }
+    pthread_mutex_unlock(&stats_lock);
+    return rc;
+}
+
+int hprof_http_remove_stats(hprof_stats_fn fn, void *arg)
+{
+    pthread_mutex_lock(&stats_lock);
+    int rc = -1;
+    for (size_t i = 0; i < n_sources; i++) {
+        if (sources[i].fn == fn && sources[i].arg == arg) {
+            memmove(&sources[i], &sources[i + 1], (n_sources - i - 1) * sizeof(sources[0]));
+            n_sources--;
+            rc = 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&stats_lock);
+    if (rc != 0)
+        errno = ENOENT;
+    return rc;
+}
+
+/* ---- the process ---- */
+
+struct proc_figures {
+    double rss, rss_peak, vsize, threads, uptime;
+};
+
+/* The value of "Key:" in /proc/self/status text (kB lines are converted to bytes), or NAN. */
+static double status_value(const char *text, const char *key)
+{
+    const char *at = strstr(text, key);
+    if (at == NULL)
+        return NAN;
+    char *end;
+    double v = strtod(at + strlen(key), &end);
+    if (end == at + strlen(key))
+        return NAN;
+    while (*end == ' ' || *end == '\t')
+        end++;
+    return strncmp(end, "kB", 2) == 0 ? v * 1024 : v;
+}
+
+static void read_process(struct proc_figures *p)
+{
+    char buf[4096];
+    p->rss = p->rss_peak = p->vsize = p->threads = p->uptime = NAN;
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n > 0) {
+            buf[n] = '\0';
+            p->rss = status_value(buf, "\nVmRSS:");
+            p->rss_peak = status_value(buf, "\nVmHWM:");
+            p->vsize = status_value(buf, "\nVmSize:");
+            p->threads = status_value(buf, "\nThreads:");
+        }
+    }
+    /* /proc/self/stat: "pid (comm) state ..."; starttime is field 22, the 20th after ')'. */
+    fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        const char *paren = n > 0 ? (buf[n] = '\0', strrchr(buf, ')')) : NULL;
+        long ticks = sysconf(_SC_CLK_TCK);
+        struct timespec boot;
+        if (paren != NULL && ticks > 0 && clock_gettime(CLOCK_BOOTTIME, &boot) == 0) {
+            const char *f = paren + 1;
+            for (int i = 0; i < 20 && f != NULL; i++) {
+                f = strchr(f + 1, ' ');
+            }
+            if (f != NULL) {
+                double start = strtod(f + 1, NULL) / (double)ticks;
+                p->uptime = (double)boot.tv_sec + boot.tv_nsec / 1e9 - start;
+            }
+        }
+    }
+}
+
+/* ---- all the figures ---- */
+
+static void emit_own(struct hprof_stat_sink *s)
+{
+    struct hprof_totals t;
+    hprof_get_totals(&t);
+    struct hprof_sym_stats sym;
+    hprof_sym_get_stats(&sym);
+    struct hprof_cpu_stats cpu;
+    hprof_cpu_get_stats(&cpu);
+    struct mallinfo2 mi = mallinfo2();
+    struct proc_figures proc;
+    read_process(&proc);
+
+    const enum hprof_stat_type G = HPROF_STAT_GAUGE, C = HPROF_STAT_COUNTER;
+    hprof_stat(s, "sample_rate_bytes", G, (double)t.rate,
+               "Mean bytes allocated between heap samples (HEAPPROF_RATE; 0 = off).");
+    hprof_stat(s, "inuse_bytes", G, t.inuse_bytes,
+               "Heap bytes in use, estimated from the samples (the heap profile's inuse_space).");
+    hprof_stat(s, "inuse_objects", G, t.inuse_objects,
+               "Heap objects in use, estimated from the samples.");
+    hprof_stat(s, "alloc_bytes_total", C, t.alloc_bytes,
+               "Heap bytes allocated since start, estimated from the samples.");
+    hprof_stat(s, "alloc_objects_total", C, t.alloc_objects,
+               "Heap objects allocated since start, estimated from the samples.");
+    hprof_stat(s, "samples_live", G, (double)t.samples_live, "Sampled blocks not yet freed.");
+    hprof_stat(s, "buckets", G, (double)t.buckets,
+               "Distinct (stack, size) records of the heap profile.");
+    hprof_stat(s, "overhead_bytes", G, (double)t.overhead_bytes,
+               "The profiler's own memory: its heap allocations and mapped tables.");
+    hprof_stat(s, "symbol_cache_bytes", G, (double)sym.table_bytes,
+               "The symbolizer's cache (part of overhead_bytes).");
+    hprof_stat(s, "symbol_cache_entries", G, (double)sym.entries, "Program counters symbolized.");
+    hprof_stat(s, "cpu_profile_running", G, cpu.running ? 1 : 0,
+               "1 while a CPU profile is being taken.");
+    hprof_stat(s, "cpu_profiles_total", C, (double)cpu.profiles, "CPU profiles completed.");
+    hprof_stat(s, "glibc_inuse_bytes", G, (double)(mi.uordblks + mi.hblkhd),
+               "Bytes glibc's malloc has handed out (mallinfo2 uordblks + hblkhd).");
+    hprof_stat(s, "glibc_arena_bytes", G, (double)mi.arena,
+               "Bytes of glibc's arenas obtained from the system (mallinfo2 arena).");
+    hprof_stat(s, "glibc_arena_inuse_bytes", G, (double)mi.uordblks,
+               "Bytes in use in glibc's arenas (mallinfo2 uordblks).");
+    hprof_stat(s, "glibc_free_bytes", G, (double)mi.fordblks,
+               "Free bytes kept in glibc's arenas (mallinfo2 fordblks).");
+    hprof_stat(s, "glibc_free_chunks", G, (double)mi.ordblks,
+               "Free chunks in glibc's arenas (mallinfo2 ordblks).");
+    hprof_stat(s, "glibc_mmap_bytes", G, (double)mi.hblkhd,
+               "Bytes in chunks glibc mapped on their own (mallinfo2 hblkhd).");
+    hprof_stat(s, "glibc_mmap_chunks", G, (double)mi.hblks,
+               "Chunks glibc mapped on their own (mallinfo2 hblks).");
+    hprof_stat(s, "glibc_releasable_bytes", G, (double)mi.keepcost,
+               "Free bytes at the top of the main arena that malloc_trim could return.");
+    hprof_stat(s, "rss_bytes", G, proc.rss, "Resident set size (VmRSS).");
+    hprof_stat(s, "rss_peak_bytes", G, proc.rss_peak, "Peak resident set size (VmHWM).");
+    hprof_stat(s, "virtual_bytes", G, proc.vsize, "Virtual memory size (VmSize).");
+    hprof_stat(s, "threads", G, proc.threads, "Threads of the process.");
+    hprof_stat(s, "uptime_seconds", G, proc.uptime, "Seconds since the process started.");
+}
+
+int hprof_stats_write(struct evbuffer *out, enum hprof_stat_format format)
+{
+    hprof_internal_enter();
+    struct hprof_stat_sink sink = {out, format, HPROF_PREFIX, 0};
+    if (format == HPROF_STATS_JSON)
+        evbuffer_add(out, "{", 1);
+    emit_own(&sink);
+    pthread_mutex_lock(&stats_lock);
+    for (size_t i = 0; i < n_sources; i++) {
+        sink.prefix = sources[i].prefix;
+        sources[i].fn(&sink, sources[i].arg);
+    }
+    pthread_mutex_unlock(&stats_lock);
+    if (format == HPROF_STATS_JSON)
+        evbuffer_add(out, "\n}\n", 3);
+    hprof_internal_exit();
+    return 0;
+}
+
+static void serve_stats(struct evhttp_request *req, void *arg)
+{
+    enum hprof_stat_format format = (enum hprof_stat_format)(intptr_t)arg;
+    hprof_internal_enter();
+    struct evbuffer *body = evbuffer_new();
+    if (body == NULL || hprof_stats_write(body, format) != 0)
+        hprof_web_error(req, HTTP_INTERNAL, "out of memory");
+    else
+        hprof_web_reply(req,
+                        format == HPROF_STATS_JSON ? "application/json"
+                                                   : "text/plain; version=0.0.4; charset=utf-8",
+                        NULL, body);
+    if (body != NULL)
+        evbuffer_free(body);
+    hprof_internal_exit();
+}
+
+int hprof_stats_mount(struct evhttp *http)
+{
+    hprof_internal_enter();
+    int rc =
+        evhttp_set_cb(http, "/debug/memstats", serve_stats, (void *)(intptr_t)HPROF_STATS_JSON);
+    if (rc == 0)
+        rc = evhttp_set_cb(http, "/metrics", serve_stats, (void *)(intptr_t)HPROF_STATS_PROMETHEUS);
+    hprof_internal_exit();
+    if (rc != 0)
+        errno = EEXIST;
+    return rc == 0 ? 0 : -1;
+}

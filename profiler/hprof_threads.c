@@ -1,0 +1,741 @@
+/*
+ * hprof_threads: /debug/pprof/threads, the analogue of Go's goroutine profile for a C program:
+ * the stack of every thread, counted per distinct (stack, thread name).
+ *
+ * Capture: a thread's stack can only be walked from inside that thread, so each thread listed
+ * in /proc/self/task is sent HPROF_THREADS_SIGNAL (SIGURG, which Go's runtime also uses to
+ * interrupt threads: nothing else uses it in practice, and its default action is to ignore it,
+ * so a stray one never kills) with tgkill, and its handler walks its own stack from the
+ * ucontext into a slot prepared for it, then posts a semaphore. The collector waits at most
+ * HPROF_THREADS_TIMEOUT_MS in all. A thread that blocks the signal (SigBlk in its
+ * /proc/self/task/TID/status) is not asked and is reported without a stack (the profiler's own
+ * threads block every signal); one that does not answer in time (stopped, in uninterruptible
+ * sleep, exiting) is reported as such. The profile is refused (503) if the program installed a
+ * SIGURG handler of its own; ours stays installed once set (a late signal must never find the
+ * default action) and does nothing between collections.
+ *
+ * Side effect, as with Go's preemption signal: a thread interrupted in a system call that is
+ * never restarted after a handler (epoll_wait, poll, select, nanosleep, sem_wait...) sees
+ * EINTR; calls that SA_RESTART covers (read, write, accept...) are restarted. Code that treats
+ * EINTR as "try again", as libevent does, is unaffected.
+ *
+ * Handler (async-signal-safe): no allocation, no lock; it touches its slot, atomics, libunwind's
+ * local unwinder (signal-safe, and pre-warmed by the collector so that its first use is never
+ * in a handler) and sem_post. The stack is walked from the kernel's ucontext with
+ * UNW_INIT_SIGNAL_FRAME: the leaf is the interrupted PC itself, callers return address - 1.
+ * The live capture pointer and the count of handlers inside form a Dekker pair (sequentially
+ * consistent): once the collector has stored NULL and seen no handler inside, no handler can
+ * touch the slots, and they are freed.
+ *
+ * Output: pprof with sample type and period type threads/count, period 1 (Go's goroutine
+ * profile uses goroutine/count), one sample per distinct (stack, name) with a string label
+ * thread=NAME; threads without a stack are listed in the profile's comments. ?debug=1 is Go's
+ * count-profile text ("threads profile: total N", "COUNT @ 0x...", "# labels:" and "#" frame
+ * lines, then "--- Memory map: ---" so pprof can map the addresses); ?debug=2 one traceback per
+ * thread, as goroutine?debug=2. The pprof form is built by the heap encoder (mappings,
+ * symbolized locations and functions), decoded and re-encoded with the threads' sample type,
+ * values and labels.
+ *
+ * Locks: capture_lock serialises collections (two debug listeners may share a process). All
+ * allocations are inside hprof_internal_enter/exit; a fork child starts with no collection.
+ */
+#include "hprof_web.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
+#include "pcodec.h"
+
+#define HPROF_THREADS_SIGNAL     SIGURG
+#define HPROF_THREADS_MAX        4096 /* threads captured at most per profile */
+#define HPROF_THREADS_TIMEOUT_MS 200  /* milliseconds: the wait for every handler, in all */
+
+enum slot_state { SLOT_IDLE, SLOT_PENDING, SLOT_BUSY, SLOT_DONE };
+
+struct slot {
+    _Atomic int state;
+    pid_t tid;
+    int depth;
+    uintptr_t pcs[HPROF_MAX_DEPTH];
+};
+
+struct capture {
+    size_t n;
+    struct slot *slots;
+    sem_t answered;
+};
+
+static struct capture *_Atomic live;
+static _Atomic int inside; /* handlers between loading live and their last touch of it */
+static pthread_mutex_t capture_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+/* ---- the handler ---- */
+
+static uintptr_t interrupted_pc(const ucontext_t *uc)
+{
+#if defined(__x86_64__)
+    return (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+#else
+    return (uintptr_t)uc->uc_mcontext.pc;
+#endif
+}
+
+/* Walk from an initialised cursor; exact: its first IP is an interrupted PC. */
+static int walk(unw_cursor_t *cursor, int exact, uintptr_t *pcs)
+{
+    int depth = 0;
+    do {
+        unw_word_t ip;
+        if (unw_get_reg(cursor, UNW_REG_IP, &ip) < 0 || ip == 0)
+            break;
+        if (unw_is_signal_frame(cursor) > 0) {
+            exact = 1; /* a trampoline: the frame above it was interrupted, not calling */
+            continue;
+        }
+        pcs[depth++] = exact ? (uintptr_t)ip : (uintptr_t)ip - 1;
+        exact = 0;
+    } while (depth < HPROF_MAX_DEPTH && unw_step(cursor) > 0);
+    return depth;
+}
+
+static void on_signal(int sig, siginfo_t *info, void *uc)
+{
+    (void)sig;
+    (void)info;
+    int saved_errno = errno;
+    atomic_fetch_add(&inside, 1);
+    struct capture *c = atomic_load(&live);
+    if (c != NULL) {
+        pid_t self = (pid_t)syscall(SYS_gettid);
+        for (size_t i = 0; i < c->n; i++) {
+            struct slot *s = &c->slots[i];
+            int expected = SLOT_PENDING;
+            if (s->tid != self || !atomic_compare_exchange_strong(&s->state, &expected, SLOT_BUSY))
+                continue;
+            unw_cursor_t cursor;
+            s->depth = 0;
+            if (unw_init_local2(&cursor, (unw_context_t *)uc, UNW_INIT_SIGNAL_FRAME) == 0)
+                s->depth = walk(&cursor, 1, s->pcs);
+            if (s->depth == 0) {
+                s->pcs[0] = interrupted_pc(uc);
+                s->depth = 1;
+            }
+            atomic_store(&s->state, SLOT_DONE);
+            sem_post(&c->answered);
+            break;
+        }
+    }
+    atomic_fetch_sub(&inside, 1);
+    errno = saved_errno;
+}
+
+static void atfork_child(void)
+{
+    pthread_mutex_init(&capture_lock, NULL);
+    atomic_store(&live, NULL);
+    atomic_store(&inside, 0);
+}
+
+static void register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, atfork_child);
+}
+
+/* Install the handler unless the program handles the signal itself. capture_lock held.
+ * Returns 0, or -1 (EBUSY: the program's; or the error of sigaction). */
+static int install(void)
+{
+    struct sigaction old;
+    if (sigaction(HPROF_THREADS_SIGNAL, NULL, &old) != 0)
+        return -1;
+    if (old.sa_flags & SA_SIGINFO) {
+        if (old.sa_sigaction == on_signal)
+            return 0;
+        errno = EBUSY; /* the program's own handler */
+        return -1;
+    }
+    if (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN) {
+        errno = EBUSY;
+        return -1;
+    }
+    /* libunwind initialises itself (locks, caches) on first use: never let that be a handler. */
+    unw_context_t uc;
+    unw_cursor_t cursor;
+    uintptr_t pcs[HPROF_MAX_DEPTH];
+    if (unw_getcontext(&uc) == 0 && unw_init_local(&cursor, &uc) == 0)
+        (void)walk(&cursor, 0, pcs);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_signal;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+    sigfillset(&sa.sa_mask); /* nothing nests inside the walk */
+    if (sigaction(HPROF_THREADS_SIGNAL, &sa, NULL) != 0)
+        return -1;
+    return 0;
+}
+
+/* ---- capture ---- */
+
+/* Read a small /proc file into buf (NUL-terminated). Returns the length, or -1. */
+static ssize_t read_small(const char *path, char *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t got = 0;
+    while (got + 1 < len) {
+        ssize_t n = read(fd, buf + got, len - 1 - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    buf[got] = '\0';
+    return (ssize_t)got;
+}
+
+/* Name, state, and whether the thread blocks our signal (1), from /proc/self/task/TID. */
+static int describe(struct hprof_thread_stack *t)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/comm", (int)t->tid);
+    if (read_small(path, buf, sizeof(buf)) > 0) {
+        buf[strcspn(buf, "\n")] = '\0';
+        snprintf(t->name, sizeof(t->name), "%.15s", buf);
+    }
+    snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)t->tid);
+    if (read_small(path, buf, sizeof(buf)) <= 0)
+        return 0;
+    const char *state = strstr(buf, "\nState:");
+    if (state != NULL) {
+        const char *open_paren = strchr(state, '('),
+                   *close_paren = open_paren ? strchr(open_paren, ')') : NULL;
+        const char *eol = strchr(state + 1, '\n');
+        if (open_paren != NULL && close_paren != NULL && (eol == NULL || close_paren < eol))
+            snprintf(t->state, sizeof(t->state), "%.*s", (int)(close_paren - open_paren - 1),
+                     open_paren + 1);
+    }
+    const char *blk = strstr(buf, "\nSigBlk:");
+    if (blk == NULL)
+        return 0;
+    unsigned long long mask = strtoull(blk + strlen("\nSigBlk:"), NULL, 16);
+    return (mask >> (HPROF_THREADS_SIGNAL - 1)) & 1;
+}
+
+static int by_tid(const void *a, const void *b)
+{
+    pid_t x = ((const struct hprof_thread_stack *)a)->tid;
+    pid_t y = ((const struct hprof_thread_stack *)b)->tid;
+    return (x > y) - (x < y);
+}
+
+/* The tids of /proc/self/task into out (at most max); returns how many exist, or -1. */
+static ssize_t list_tasks(pid_t *out, size_t max)
+{
+    DIR *dir = opendir("/proc/self/task");
+    if (dir == NULL)
+        return -1;
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        if (out != NULL && n < max)
+            out[n] = (pid_t)atoi(e->d_name);
+        n++;
+    }
+    closedir(dir);
+    return (ssize_t)n;
+}
+
+size_t hprof_threads_count(void)
+{
+    hprof_internal_enter();
+    ssize_t n = list_tasks(NULL, 0);
+    hprof_internal_exit();
+    return n > 0 ? (size_t)n : 0;
+}
+
+int hprof_threads_capture(struct hprof_threads *out)
+{
+    memset(out, 0, sizeof(*out));
+    pthread_once(&atfork_once, register_atfork);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    out->time_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+    int rc = -1;
+    pid_t *tids = NULL;
+    struct capture c = {0, NULL, {{0}}};
+    bool sem_ready = false;
+    hprof_internal_enter();
+    pthread_mutex_lock(&capture_lock);
+    tids = malloc(HPROF_THREADS_MAX * sizeof(*tids));
+    if (tids == NULL)
+        goto out;
+    ssize_t listed = list_tasks(tids, HPROF_THREADS_MAX);
+    if (listed < 0)
+        goto out;
+    out->n_listed = (size_t)listed;
+    out->n = (size_t)listed < HPROF_THREADS_MAX ? (size_t)listed : HPROF_THREADS_MAX;
+    out->v = calloc(out->n ? out->n : 1, sizeof(*out->v));
+    c.slots = calloc(out->n ? out->n : 1, sizeof(*c.slots));
+    if (out->v == NULL || c.slots == NULL)
+        goto out;
+    c.n = out->n;
+    if (sem_init(&c.answered, 0, 0) != 0)
+        goto out;
+    sem_ready = true;
+    bool can_signal = install() == 0;
+    for (size_t i = 0; i < out->n; i++) {
+        struct hprof_thread_stack *t = &out->v[i];
+        t->tid = tids[i];
+        c.slots[i].tid = tids[i];
+        snprintf(t->state, sizeof(t->state), "unknown");
+        int blocked = describe(t);
+        t->status = !can_signal ? HPROF_THREAD_NO_SIGNAL
+                    : blocked   ? HPROF_THREAD_BLOCKED
+                                : HPROF_THREAD_TIMEOUT; /* until it answers */
+        atomic_store(&c.slots[i].state,
+                     t->status == HPROF_THREAD_TIMEOUT ? SLOT_PENDING : SLOT_IDLE);
+    }
+    atomic_store(&live, &c);
+    size_t asked = 0;
+    pid_t pid = getpid();
+    for (size_t i = 0; i < out->n; i++) {
+        if (atomic_load(&c.slots[i].state) == SLOT_IDLE)
+            continue;
+        if (syscall(SYS_tgkill, pid, c.slots[i].tid, HPROF_THREADS_SIGNAL) == 0) {
+            asked++;
+            continue;
+        }
+        int expected = SLOT_PENDING; /* ESRCH: it exited since the listing */
+        if (atomic_compare_exchange_strong(&c.slots[i].state, &expected, SLOT_IDLE))
+            out->v[i].status = HPROF_THREAD_GONE;
+    }
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_nsec += (HPROF_THREADS_TIMEOUT_MS % 1000) * 1000000L;
+    deadline.tv_sec += HPROF_THREADS_TIMEOUT_MS / 1000 + deadline.tv_nsec / 1000000000L;
+    deadline.tv_nsec %= 1000000000L;
+    for (size_t answered = 0; answered < asked;) {
+        if (sem_timedwait(&c.answered, &deadline) == 0)
+            answered++;
+        else if (errno != EINTR)
+            break; /* ETIMEDOUT: the rest are reported as not answering */
+    }
+    atomic_store(&live, NULL);
+    while (atomic_load(&inside) != 0)
+        sched_yield(); /* a handler on another core finishing its walk */
+    for (size_t i = 0; i < out->n; i++) {
+        if (atomic_load(&c.slots[i].state) != SLOT_DONE)
+            continue;
+        out->v[i].status = HPROF_THREAD_OK;
+        out->v[i].depth = c.slots[i].depth;
+        memcpy(out->v[i].pcs, c.slots[i].pcs, (size_t)c.slots[i].depth * sizeof(uintptr_t));
+    }
+    qsort(out->v, out->n, sizeof(*out->v), by_tid);
+    rc = 0;
+out:;
+    int saved = errno;
+    if (sem_ready)
+        sem_destroy(&c.answered);
+    free(c.slots);
+    free(tids);
+    pthread_mutex_unlock(&capture_lock);
+    if (rc != 0) {
+        free(out->v);
+        memset(out, 0, sizeof(*out));
+    }
+    hprof_internal_exit();
+    if (rc != 0)
+        errno = saved ? saved : ENOMEM;
+    return rc;
+}
+
+void hprof_threads_release(struct hprof_threads *threads)
+{
+    hprof_internal_enter();
+    free(threads->v);
+    hprof_internal_exit();
+    memset(threads, 0, sizeof(*threads));
+}
+
+static const char *status_text(enum hprof_thread_status status)
+{
+    switch (status) {
+    case HPROF_THREAD_OK:
+        return "ok";
+    case HPROF_THREAD_BLOCKED:
+        return "no stack: it blocks SIGURG";
+    case HPROF_THREAD_TIMEOUT:
+        return "no stack: it did not answer SIGURG in time";
+    case HPROF_THREAD_GONE:
+        return "no stack: it exited";
+    case HPROF_THREAD_NO_SIGNAL:
+        return "no stack: the program handles SIGURG itself";
+    }
+    return "?";
+}
+
+/* ---- grouping: one entry per distinct (stack, name), most threads first ---- */
+
+struct group {
+    const struct hprof_thread_stack *first; /* the stack and name */
+    long long count;
+};
+
+static int same_key(const struct hprof_thread_stack *a, const struct hprof_thread_stack *b)
+{
+    if (a->depth != b->depth)
+        return a->depth < b->depth ? -1 : 1;
+    int c = memcmp(a->pcs, b->pcs, (size_t)a->depth * sizeof(a->pcs[0]));
+    return c != 0 ? c : strcmp(a->name, b->name);
+}
+
+static int by_key(const void *a, const void *b)
+{
+    return same_key(*(const struct hprof_thread_stack *const *)a,
+                    *(const struct hprof_thread_stack *const *)b);
+}
+
+static int by_count(const void *a, const void *b)
+{
+    const struct group *x = a, *y = b;
+    if (x->count != y->count)
+        return x->count > y->count ? -1 : 1;
+    return same_key(x->first, y->first);
+}
+
+/* Groups of the threads that have a stack; *n_out of them. NULL when out of memory. */
+static struct group *group_threads(const struct hprof_threads *t, size_t *n_out)
+{
+    const struct hprof_thread_stack **sorted = calloc(t->n ? t->n : 1, sizeof(*sorted));
+    struct group *groups = calloc(t->n ? t->n : 1, sizeof(*groups));
+    if (sorted == NULL || groups == NULL) {
+        free(sorted);
+        free(groups);
+        return NULL;
+    }
+    size_t n = 0, g = 0;
+    for (size_t i = 0; i < t->n; i++)
+        if (t->v[i].status == HPROF_THREAD_OK)
+            sorted[n++] = &t->v[i];
+    qsort(sorted, n, sizeof(*sorted), by_key);
+    for (size_t i = 0; i < n; i++) {
+        if (g > 0 && same_key(groups[g - 1].first, sorted[i]) == 0) {
+            groups[g - 1].count++;
+            continue;
+        }
+        groups[g].first = sorted[i];
+        groups[g].count = 1;
+        g++;
+    }
+    free(sorted);
+    qsort(groups, g, sizeof(*groups), by_count);
+    *n_out = g;
+    return groups;
+}
+
+/* ---- pprof ---- */
+
+/* The index of s in a string table being extended (it has room). */
+static int64_t string_index(char **table, size_t *n, const char *s)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp(table[i], s) == 0)
+            return (int64_t)i;
+    table[*n] = (char *)s;
+    return (int64_t)(*n)++;
+}
+
+static int encode(const struct hprof_threads *t, uint8_t **gz, size_t *len)
+{
+    int rc = -1;
+    size_t n_groups = 0, n_missing = 0;
+    struct group *groups = group_threads(t, &n_groups);
+    struct hprof_snapshot snap = {.time_ns = t->time_ns, .rate = 1};
+    uint8_t *heap_gz = NULL;
+    size_t heap_len = 0;
+    pcodec_profile *h = NULL;
+    char **strings = NULL, **comments_text = NULL;
+    int64_t *comments = NULL, *values = NULL;
+    Perftools__Profiles__Sample *samples = NULL, **sample_ptrs = NULL;
+    Perftools__Profiles__Label *labels = NULL, **label_ptrs = NULL;
+    if (groups == NULL)
+        goto out;
+
+    /* 1. The heap encoder's shape: mappings, symbolized locations, functions. */
+    snap.n_buckets = n_groups;
+    snap.buckets = calloc(n_groups ? n_groups : 1, sizeof(*snap.buckets));
+    if (snap.buckets == NULL)
+        goto out;
+    for (size_t i = 0; i < n_groups; i++) {
+        snap.buckets[i].alloc_objects = (double)groups[i].count;
+        snap.buckets[i].depth = groups[i].first->depth;
+        memcpy(snap.buckets[i].pcs, groups[i].first->pcs,
+               (size_t)groups[i].first->depth * sizeof(uintptr_t));
+    }
+    if (hprof_pprof_encode(&snap, HPROF_HEAP, NULL, 1, &heap_gz, &heap_len) != 0)
+        goto out;
+    h = pcodec_decode(heap_gz, heap_len, NULL, 0);
+    if (h == NULL || h->n_sample != n_groups)
+        goto out;
+
+    /* 2. The threads profile, borrowing mappings, locations and functions. */
+    for (size_t i = 0; i < t->n; i++)
+        n_missing += t->v[i].status != HPROF_THREAD_OK;
+    size_t n_strings = h->n_string_table;
+    strings = malloc((n_strings + 8 + 2 * n_groups + n_missing + 1) * sizeof(*strings));
+    comments = calloc(n_missing + 2, sizeof(*comments));
+    comments_text = calloc(n_missing + 2, sizeof(*comments_text));
+    values = calloc(n_groups ? n_groups : 1, sizeof(*values));
+    samples = calloc(n_groups ? n_groups : 1, sizeof(*samples));
+    sample_ptrs = calloc(n_groups ? n_groups : 1, sizeof(*sample_ptrs));
+    labels = calloc(n_groups ? n_groups : 1, sizeof(*labels));
+    label_ptrs = calloc(n_groups ? n_groups : 1, sizeof(*label_ptrs));
+    if (strings == NULL || comments == NULL || comments_text == NULL || values == NULL ||
+        samples == NULL || sample_ptrs == NULL || labels == NULL || label_ptrs == NULL)
+        goto out;
+    memcpy(strings, h->string_table, n_strings * sizeof(*strings));
+    if (n_strings == 0)
+        strings[n_strings++] = "";
+    Perftools__Profiles__Profile p;
+    perftools__profiles__profile__init(&p);
+    Perftools__Profiles__ValueType type;
+    Perftools__Profiles__ValueType *type_ptr = &type;
+    perftools__profiles__value_type__init(&type);
+    type.type = string_index(strings, &n_strings, "threads");
+    type.unit = string_index(strings, &n_strings, "count");
+    p.n_sample_type = 1;
+    p.sample_type = &type_ptr;
+    p.period_type = &type;
+    p.period = 1;
+    p.time_nanos = t->time_ns;
+    int64_t label_key = string_index(strings, &n_strings, "thread");
+    for (size_t i = 0; i < n_groups; i++) {
+        const Perftools__Profiles__Sample *hs = h->sample[i];
+        Perftools__Profiles__Sample *s = &samples[i];
+        perftools__profiles__sample__init(s);
+        values[i] = groups[i].count;
+        s->n_value = 1;
+        s->value = &values[i];
+        s->n_location_id = hs->n_location_id;
+        s->location_id = hs->location_id;
+        perftools__profiles__label__init(&labels[i]);
+        labels[i].key = label_key;
+        labels[i].str = string_index(strings, &n_strings, groups[i].first->name);
+        label_ptrs[i] = &labels[i];
+        s->n_label = 1;
+        s->label = &label_ptrs[i];
+        sample_ptrs[i] = s;
+    }
+    size_t n_comments = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        if (t->v[i].status == HPROF_THREAD_OK)
+            continue;
+        char line[160];
+        snprintf(line, sizeof(line), "thread %d \"%s\": %s", (int)t->v[i].tid, t->v[i].name,
+                 status_text(t->v[i].status));
+        if ((comments_text[n_comments] = strdup(line)) == NULL)
+            goto out;
+        comments[n_comments] = string_index(strings, &n_strings, comments_text[n_comments]);
+        n_comments++;
+    }
+    char more[96];
+    if (t->n_listed > t->n) {
+        snprintf(more, sizeof(more), "%zu more threads not captured (at most %d)",
+                 t->n_listed - t->n, HPROF_THREADS_MAX);
+        comments[n_comments++] = string_index(strings, &n_strings, more);
+    }
+    p.n_comment = n_comments;
+    p.comment = comments;
+    p.n_sample = n_groups;
+    p.sample = sample_ptrs;
+    p.n_mapping = h->n_mapping;
+    p.mapping = h->mapping;
+    p.n_location = h->n_location;
+    p.location = h->location;
+    p.n_function = h->n_function;
+    p.function = h->function;
+    p.n_string_table = n_strings;
+    p.string_table = strings;
+    rc = pcodec_encode_gzip(&p, gz, len);
+out:
+    if (rc != 0 && errno == 0)
+        errno = ENOMEM;
+    int saved = errno;
+    for (size_t i = 0; comments_text != NULL && i < n_missing + 2; i++)
+        free(comments_text[i]);
+    free(comments_text);
+    free(comments);
+    free(label_ptrs);
+    free(labels);
+    free(sample_ptrs);
+    free(samples);
+    free(values);
+    free(strings);
+    if (h != NULL)
+        pcodec_free(h);
+    free(heap_gz);
+    free(snap.buckets);
+    free(groups);
+    errno = saved;
+    return rc;
+}
+
+/* ---- text ---- */
+
+/* A label value as Go's labelMap prints it: a JSON-like quoted string. */
+static void add_quoted(struct evbuffer *out, const char *s)
+{
+    evbuffer_add(out, "\"", 1);
+    for (; *s != '\0'; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            evbuffer_add_printf(out, "\\%c", ch);
+        else if (ch < 0x20)
+            evbuffer_add_printf(out, "\\u%04x", ch);
+        else
+            evbuffer_add(out, s, 1);
+    }
+    evbuffer_add(out, "\"", 1);
+}
+
+static int write_text(const struct hprof_threads *t, int debug, struct evbuffer *out)
+{
+    struct hprof_maps maps;
+    memset(&maps, 0, sizeof(maps));
+    maps.main = -1;
+    size_t n_groups = 0, captured = 0;
+    struct group *groups = group_threads(t, &n_groups);
+    if (groups == NULL)
+        return -1;
+    for (size_t i = 0; i < n_groups; i++)
+        captured += (size_t)groups[i].count;
+    (void)hprof_maps_read(&maps);
+    (void)hprof_sym_begin(maps.signature);
+    if (debug == 1) {
+        evbuffer_add_printf(out, "threads profile: total %zu\n", captured);
+        for (size_t i = 0; i < n_groups; i++) {
+            const struct hprof_thread_stack *s = groups[i].first;
+            evbuffer_add_printf(out, "%lld @", groups[i].count);
+            for (int f = 0; f < s->depth; f++)
+                evbuffer_add_printf(out, " %#" PRIxPTR, s->pcs[f] + 1); /* pprof subtracts 1 */
+            evbuffer_add_printf(out, "\n# labels: {\"thread\":");
+            add_quoted(out, s->name);
+            evbuffer_add_printf(out, "}\n");
+            hprof_text_stack(out, s->pcs, s->depth);
+        }
+    } else {
+        for (size_t i = 0; i < t->n; i++) {
+            const struct hprof_thread_stack *s = &t->v[i];
+            evbuffer_add_printf(out, "thread %d ", (int)s->tid);
+            add_quoted(out, s->name);
+            evbuffer_add_printf(out, " [%s]:\n", s->state);
+            if (s->status != HPROF_THREAD_OK)
+                evbuffer_add_printf(out, "(%s)\n\n", status_text(s->status));
+            else
+                hprof_text_traceback(out, s->pcs, s->depth);
+        }
+    }
+    hprof_sym_end();
+    hprof_maps_free(&maps);
+    free(groups);
+    if (debug == 1) {
+        for (size_t i = 0; i < t->n; i++)
+            if (t->v[i].status != HPROF_THREAD_OK)
+                evbuffer_add_printf(out, "# thread %d \"%s\": %s\n", (int)t->v[i].tid, t->v[i].name,
+                                    status_text(t->v[i].status));
+        if (t->n_listed > t->n)
+            evbuffer_add_printf(out, "# %zu more threads not captured (at most %d)\n",
+                                t->n_listed - t->n, HPROF_THREADS_MAX);
+        return hprof_text_maps(out, HPROF_TEXT_MAPS_COUNT);
+    }
+    return 0;
+}
+
+/* ---- /debug/pprof/threads ---- */
+
+static void serve_threads(struct evhttp_request *req, void *arg)
+{
+    (void)arg;
+    hprof_internal_enter();
+    struct hprof_threads t;
+    memset(&t, 0, sizeof(t));
+    struct evbuffer *body = NULL;
+    char msg[160];
+    long seconds;
+    if (hprof_web_seconds(req, &seconds) != 0)
+        goto out;
+    if (seconds > 0) {
+        hprof_web_error(req, HTTP_BADREQUEST,
+                        "\"seconds\" parameter is not supported for this profile type");
+        goto out;
+    }
+    int debug = hprof_web_debug(req);
+    if (hprof_threads_capture(&t) != 0) {
+        snprintf(msg, sizeof(msg), "Could not capture the threads: %s", strerror(errno));
+        hprof_web_error(req, HTTP_INTERNAL, msg);
+        goto out;
+    }
+    if (t.n > 0 && t.v[0].status == HPROF_THREAD_NO_SIGNAL) {
+        hprof_web_error(req, HTTP_SERVUNAVAIL,
+                        "threads profile unavailable: the program handles SIGURG itself");
+        goto out;
+    }
+    if (debug != 0) {
+        body = evbuffer_new();
+        if (body == NULL || write_text(&t, debug, body) != 0) {
+            hprof_web_error(req, HTTP_INTERNAL, "Could not write threads profile");
+            goto out;
+        }
+        hprof_web_reply(req, "text/plain; charset=utf-8", NULL, body);
+        goto out;
+    }
+    uint8_t *gz = NULL;
+    size_t len = 0;
+    if (encode(&t, &gz, &len) != 0) {
+        snprintf(msg, sizeof(msg), "Could not write threads profile: %s", strerror(errno));
+        hprof_web_error(req, HTTP_INTERNAL, msg);
+        goto out;
+    }
+    hprof_web_reply_profile(req, "threads", gz, len);
+out:
+    if (body != NULL)
+        evbuffer_free(body);
+    hprof_threads_release(&t);
+    hprof_internal_exit();
+}
+
+int hprof_threads_mount(struct evhttp *http)
+{
+    hprof_internal_enter();
+    int rc = evhttp_set_cb(http, "/debug/pprof/threads", serve_threads, NULL);
+    hprof_internal_exit();
+    if (rc != 0)
+        errno = EEXIST;
+    return rc == 0 ? 0 : -1;
+}

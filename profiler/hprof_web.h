@@ -1,0 +1,162 @@
+/*
+ * hprof_web: the interfaces between the files of the debug surface (the HTTP endpoints that
+ * Go's net/http/pprof serves, and /debug/memstats and /metrics).
+ *
+ *   hprof_http.c     routing: /debug/pprof/heap and allocs (binary, ?debug=1 text, ?seconds=N
+ *                    delta), the index, cmdline, unknown profiles (404), Go's error shape;
+ *   hprof_delta.c    ?seconds=N: two snapshots N seconds apart on an event-loop timer, diffed;
+ *   hprof_text.c     the legacy text formats pprof reads (heap profile: ..., and count profiles
+ *                    such as threads profile: ...), with symbolized "#" lines and the
+ *                    MAPPED_LIBRARIES: section;
+ *   hprof_threads.c  /debug/pprof/threads: every thread's stack, caught by a signal;
+ *   hprof_pages.c    /debug/pprof/, /debug/pprof/symbol and /debug/pprof/cmdline;
+ *   hprof_stats.c    the figures (profiler, glibc, process, registered sources) as
+ *                    /debug/memstats JSON and /metrics in Prometheus' text format;
+ *   hprof_serve.c    HEAPPROF_HTTP (a debug listener on a thread of its own, for preloaded
+ *                    programs) and SIGUSR2 (dump a HEAPPROF_FILE profile now).
+ *
+ * Every handler runs on the event loop of the evhttp it was mounted on (the debug listener's:
+ * the main thread of leaky and fixed, or the HEAPPROF_HTTP thread), never on a /process loop.
+ * Handlers allocate only between hprof_internal_enter() and hprof_internal_exit(), take the
+ * profiler's data as snapshots (short locks) and do the heavy work (symbolizing, encoding)
+ * outside any lock that malloc or /process needs.
+ */
+#ifndef HPROF_WEB_H
+#define HPROF_WEB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "hprof_output.h"
+
+struct evbuffer;
+struct evhttp;
+struct evhttp_request;
+
+#define HPROF_HTTP_MAX_SECONDS 300 /* longest ?seconds=N of a delta profile, as the CPU profile */
+
+/* ---- hprof_http.c: replies ---- */
+
+/* Go's serveError: status, Content-Type text/plain, X-Go-Pprof: 1, the text on one line. */
+void hprof_web_error(struct evhttp_request *req, int status, const char *text);
+
+/* 200 with body (its contents are moved into the reply), the given Content-Type, and when name
+ * is not NULL Go's Content-Disposition: attachment; filename="name". */
+void hprof_web_reply(struct evhttp_request *req, const char *content_type, const char *name,
+                     struct evbuffer *body);
+
+/* 200 with a buffer of the output half (freed with hprof_output_free once sent), as a binary
+ * profile named name. On failure replies 500 and frees buf. */
+void hprof_web_reply_profile(struct evhttp_request *req, const char *name, uint8_t *buf,
+                             size_t len);
+
+/* The first value of parameter name in the request's query string, decoded, as Go's
+ * r.FormValue reads it ("k" alone is k=""). Writes into out (truncated to len); returns 1 if
+ * present, 0 if not. */
+int hprof_web_param(struct evhttp_request *req, const char *name, char *out, size_t len);
+
+/* debug=N as Go reads it: strconv.Atoi, anything unparsable is 0. */
+int hprof_web_debug(struct evhttp_request *req);
+
+/* Go's check of ?seconds=: a positive integer no larger than HPROF_HTTP_MAX_SECONDS. Returns 0
+ * with *seconds set, 0 with *seconds = 0 when absent or empty, or -1 after replying 400. */
+int hprof_web_seconds(struct evhttp_request *req, long *seconds);
+
+/* ---- hprof_delta.c ---- */
+
+/* p1 - p0 per (stack, size), as Go's delta profiles: each of the four values rounded as the
+ * profile rounds it, then subtracted; buckets whose four differences are all 0 are dropped.
+ * out has p1's time and rate; its buckets are new (release with hprof_snapshot_release).
+ * Returns 0 / -1 (ENOMEM). */
+int hprof_snapshot_delta(const struct hprof_snapshot *p0, const struct hprof_snapshot *p1,
+                         struct hprof_snapshot *out);
+
+/* Set duration_nanos of a gzip'd profile (decoded and encoded again). *buf is replaced.
+ * Returns 0 / -1. */
+int hprof_pprof_set_duration(uint8_t **buf, size_t *len, int64_t duration_ns);
+
+/* Answer kind?seconds=N: a snapshot now, another one N seconds later (an evtimer on the
+ * request's event base), the difference as a profile named "<name>-delta". A client that
+ * goes away cancels. */
+void hprof_delta_serve(struct evhttp_request *req, enum hprof_kind kind, const char *name,
+                       long seconds);
+
+/* ---- hprof_text.c ---- */
+
+/* Go's legacy heap text (runtime/pprof writeHeapInternal, debug=1): the header, one record per
+ * bucket (sorted by in-use bytes), symbolized "#" lines, the figures of /debug/memstats as
+ * comments, and MAPPED_LIBRARIES:. Counts are raw sample counts, as pprof's parser expects
+ * (it unbiases them itself from heap/2*rate). Returns 0 / -1. */
+int hprof_text_heap(const struct hprof_snapshot *snapshot, struct evbuffer *out);
+
+/* The symbolized lines of one stack ("#\t0xPC\tname+0xOFF\tfile:line", a bare "#\t0xPC" when
+ * unknown), then an empty line. Call between hprof_sym_begin and hprof_sym_end. */
+void hprof_text_stack(struct evbuffer *out, const uintptr_t *pcs, int depth);
+
+/* One stack as Go's goroutine debug=2 traceback: "name(...)\n\tfile:line +0xOFF\n" per frame.
+ * Call between hprof_sym_begin and hprof_sym_end. */
+void hprof_text_traceback(struct evbuffer *out, const uintptr_t *pcs, int depth);
+
+/* An empty line, the sentinel line and the text of /proc/self/maps. pprof's legacy parser
+ * knows two sentinels: "MAPPED_LIBRARIES:" (heap profiles) and "--- Memory map: ---" (count
+ * profiles, whose parser stops at the first line starting with "---"). Returns 0 / -1. */
+#define HPROF_TEXT_MAPS_HEAP  "MAPPED_LIBRARIES:"
+#define HPROF_TEXT_MAPS_COUNT "--- Memory map: ---"
+int hprof_text_maps(struct evbuffer *out, const char *sentinel);
+
+/* ---- hprof_threads.c ---- */
+
+enum hprof_thread_status {
+    HPROF_THREAD_OK,        /* its stack was captured */
+    HPROF_THREAD_BLOCKED,   /* it blocks the signal: not asked */
+    HPROF_THREAD_TIMEOUT,   /* it did not answer in time (stopped, in D state, or exited) */
+    HPROF_THREAD_GONE,      /* it exited before it could be asked */
+    HPROF_THREAD_NO_SIGNAL, /* the signal is the program's: no thread was asked */
+};
+
+struct hprof_thread_stack {
+    pid_t tid;
+    char name[16];  /* /proc/self/task/TID/comm */
+    char state[24]; /* from /proc/self/task/TID/status: "sleeping", "running"... */
+    enum hprof_thread_status status;
+    int depth;
+    uintptr_t pcs[HPROF_MAX_DEPTH]; /* leaf first: the interrupted PC, then return address - 1 */
+};
+
+struct hprof_threads {
+    int64_t time_ns; /* CLOCK_REALTIME when captured */
+    size_t n;
+    size_t n_listed;              /* threads in /proc/self/task (n is at most HPROF_THREADS_MAX) */
+    struct hprof_thread_stack *v; /* sorted by tid */
+};
+
+/* Capture every thread's stack (one collection at a time per process). Returns 0 / -1. */
+int hprof_threads_capture(struct hprof_threads *out);
+void hprof_threads_release(struct hprof_threads *threads);
+
+/* Threads of the process now (entries of /proc/self/task), or 0 when unknown. */
+size_t hprof_threads_count(void);
+
+/* ---- hprof_stats.c ---- */
+
+enum hprof_stat_format { HPROF_STATS_JSON, HPROF_STATS_PROMETHEUS, HPROF_STATS_COMMENTS };
+
+/* Every figure (profiler, glibc, process, registered sources) in one of the formats: a JSON
+ * object, Prometheus' text exposition format 0.0.4, or "# name = value" comment lines (the
+ * heap text profile's trailer). Returns 0 / -1. */
+int hprof_stats_write(struct evbuffer *out, enum hprof_stat_format format);
+
+/* ---- hprof_file.c ---- */
+
+/* Write the next HEAPPROF_FILE profile now (SIGUSR2). Returns 0, or -1 (ENOENT without
+ * HEAPPROF_FILE, or the error of the write). */
+int hprof_file_dump_now(void);
+
+/* ---- mounting (each file its own endpoints) ---- */
+
+int hprof_threads_mount(struct evhttp *http);
+int hprof_pages_mount(struct evhttp *http);
+int hprof_stats_mount(struct evhttp *http);
+
+#endif
