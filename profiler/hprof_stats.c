@@ -14,7 +14,9 @@
  *             mallinfo2 locks each arena in turn for a walk of its free lists: microseconds
  *             with the servers' heaps, never for long enough to matter to /process;
  *   process   RSS and peak RSS (VmRSS, VmHWM of /proc/self/status), virtual size, threads, and
- *             uptime (CLOCK_BOOTTIME minus the start time in /proc/self/stat);
+ *             uptime: since this file's constructor ran, i.e. since the program started (the
+ *             profiler is linked in or preloaded). Not /proc/self/stat's start time: in a
+ *             container with a time namespace it does not match CLOCK_BOOTTIME;
  *   sources   registered by the program (hprof_http_add_stats), e.g. the store of leaky/fixed.
  *
  * Names: the JSON key is the name (flat: rss_bytes, glibc_inuse_bytes, inuse_bytes...); the
@@ -62,6 +64,12 @@ struct source {
 static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct source sources[HPROF_STATS_MAX_SOURCES];
 static size_t n_sources;
+static struct timespec loaded; /* CLOCK_MONOTONIC when the program started */
+
+__attribute__((constructor)) static void hprof_stats_init(void)
+{
+    clock_gettime(CLOCK_MONOTONIC, &loaded);
+}
 
 static bool valid_name(const char *name)
 {
@@ -195,25 +203,10 @@ static void read_process(struct proc_figures *p)
             p->threads = status_value(buf, "\nThreads:");
         }
     }
-    /* /proc/self/stat: "pid (comm) state ..."; starttime is field 22, the 20th after ')'. */
-    fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        ssize_t n = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        const char *paren = n > 0 ? (buf[n] = '\0', strrchr(buf, ')')) : NULL;
-        long ticks = sysconf(_SC_CLK_TCK);
-        struct timespec boot;
-        if (paren != NULL && ticks > 0 && clock_gettime(CLOCK_BOOTTIME, &boot) == 0) {
-            const char *f = paren + 1;
-            for (int i = 0; i < 20 && f != NULL; i++) {
-                f = strchr(f + 1, ' ');
-            }
-            if (f != NULL) {
-                double start = strtod(f + 1, NULL) / (double)ticks;
-                p->uptime = (double)boot.tv_sec + boot.tv_nsec / 1e9 - start;
-            }
-        }
-    }
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (loaded.tv_sec != 0 || loaded.tv_nsec != 0)
+        p->uptime = (double)(now.tv_sec - loaded.tv_sec) + (now.tv_nsec - loaded.tv_nsec) / 1e9;
 }
 
 /* ---- all the figures ---- */

@@ -134,6 +134,28 @@ static void handle_process(struct evhttp_request *req, void *arg)
     reply_text(req, 200, "OK", "processed request %llu\n", (unsigned long long)id);
 }
 
+/* The store's figures at /debug/memstats and /metrics (leakcase_store_*), next to the
+ * profiler's: entries and bytes held are what the in-use estimate should track. */
+static void store_stats_source(struct hprof_stat_sink *sink, void *arg)
+{
+    struct store_stats st;
+    store_get_stats(arg, &st);
+    const enum hprof_stat_type G = HPROF_STAT_GAUGE, C = HPROF_STAT_COUNTER;
+    hprof_stat(sink, "store_entries", G, (double)st.entries, "Entries the store holds.");
+    hprof_stat(sink, "store_bytes", G, (double)st.bytes,
+               "Bytes the store holds (entry headers and metadata).");
+    hprof_stat(sink, "store_puts_total", C, (double)st.puts, "Entries stored since start.");
+    hprof_stat(sink, "store_expired_total", C, (double)st.expired_total,
+               "Entries removed by sweeps since start (fixed only).");
+    hprof_stat(sink, "store_sweeps_total", C, (double)st.sweeps, "Sweeps run since start.");
+    hprof_stat(sink, "store_last_sweep_expired", G, (double)st.last_sweep_expired,
+               "Entries the last sweep removed.");
+    hprof_stat(sink, "store_last_sweep_seconds", G, (double)st.last_sweep_ns / 1e9,
+               "How long the last sweep took.");
+    hprof_stat(sink, "store_max_lock_hold_seconds", G, (double)st.max_lock_hold_ns / 1e9,
+               "Longest single hold of the store's lock by a sweep.");
+}
+
 static void handle_not_found(struct evhttp_request *req, void *arg)
 {
     (void)arg;
@@ -351,6 +373,10 @@ int svc_run(const struct svc_config *cfg)
         snprintf(err, sizeof(err), "out of memory at start");
         goto out;
     }
+    if (hprof_http_add_stats("leakcase_", store_stats_source, svc.store) != 0) {
+        snprintf(err, sizeof(err), "cannot register the store's figures");
+        goto out;
+    }
     if (open_workers(&svc, err, sizeof(err)) != 0 || open_debug(&svc, err, sizeof(err)) != 0)
         goto out;
     print_listening("/process", cfg->listen_host, svc.process_port);
@@ -384,6 +410,7 @@ out:
                     "%s: stopped after %llu requests; the store held %llu entries (%llu bytes)\n",
                     store_flavor, (unsigned long long)atomic_load(&svc.last_id),
                     (unsigned long long)stats.entries, (unsigned long long)stats.bytes);
+        (void)hprof_http_remove_stats(store_stats_source, svc.store); /* ENOENT if never added */
         store_free(svc.store);
     }
     if (status != 0)
