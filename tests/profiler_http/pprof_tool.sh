@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# go tool pprof reads what the debug surface serves, from a live leaky:
+#  - heap?debug=1 and allocs?debug=1 (the legacy text): four sample types, store_put on top,
+#    and pprof's own unbiasing of the raw counts gives the binary profile's in-use total back
+#    (within 1%: pprof truncates each record to an integer);
+#  - heap?seconds=3 around a 1 s load: store_put on top, Duration 3s, and the delta's in-use
+#    growth matches what the store grew by (within 25%: 1500 entries of 1104 B at a 4 KiB rate
+#    are ~400 samples, a 5% standard error; 25% is 5 of them); allocs?seconds=1 too;
+#  - threads (pprof) and threads?debug=1 (text): threads/count, one sample per thread name,
+#    worker_main in the workers' stacks.
+# usage: pprof_tool.sh LEAKY LOADGEN ALLOC_LOOP LIBHEAPPROF   (exit 77: no Go toolchain)
+set -u
+. "$(dirname "$0")/http_lib.sh"
+ph_need_go
+
+HEAPPROF_RATE=4096 lc_start_server S "$PH_LEAKY" --threads 2
+D="$S_DEBUG_URL/debug/pprof"
+ph_load "$S_URL/process" 1000
+
+# total_of FILE: the total of "Showing nodes accounting for X, P% of TOTAL total" in bytes.
+total_of() {
+    sed -n 's/^Showing nodes accounting for .* of \([0-9.]*\)B total$/\1/p' "$1"
+}
+
+# --- text profiles --------------------------------------------------------------------------
+ph_pprof -raw "$D/heap?debug=1" >"$LC_TMP/raw_text"
+ph_expect "$LC_TMP/raw_text" '^PeriodType: space bytes' '^Period: 4096$' \
+    'alloc_objects/count alloc_space/bytes inuse_objects/count inuse_space/bytes' \
+    'bytes:\[1104\]'
+ph_pprof -top -unit=B -nodecount=100000 "$D/heap?debug=1" >"$LC_TMP/top_text"
+ph_expect "$LC_TMP/top_text" '^Type: inuse_space' '^ +[0-9]+B +[0-9.]+% +[0-9.]+% .* store_put$'
+ph_pprof -top -unit=B -nodecount=100000 "$D/heap" >"$LC_TMP/top_bin"
+text_total=$(total_of "$LC_TMP/top_text")
+bin_total=$(total_of "$LC_TMP/top_bin")
+[ -n "$text_total" ] && [ -n "$bin_total" ] || lc_fail "no totals: $(head -5 "$LC_TMP/top_text")"
+awk -v a="$text_total" -v b="$bin_total" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b > 0 && d <= 0.01 * b) }' ||
+    lc_fail "the text profile's in-use total $text_total B is not the binary's $bin_total B"
+ph_pprof -top -sample_index=alloc_space "$D/allocs?debug=1" >"$LC_TMP/top_allocs_text"
+ph_expect "$LC_TMP/top_allocs_text" '^Type: alloc_space' ' store_put$'
+
+# --- deltas under load ---------------------------------------------------------------------
+store_bytes() {
+    curl -s --max-time 5 "$S_DEBUG_URL/debug/memstats" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["store_bytes"])'
+}
+# The load runs wholly inside the delta's window, so the delta's in-use growth is the store's.
+ph_pprof -top -unit=B -nodecount=100000 "$D/heap?seconds=3" >"$LC_TMP/top_delta" &
+delta=$!
+sleep 0.5
+before=$(store_bytes)
+"$PH_LOADGEN" --url "$S_URL/process" --rate 1500 --duration 1s --connections 2 >/dev/null 2>&1 ||
+    lc_fail "loadgen failed during the delta"
+after=$(store_bytes)
+wait "$delta" || lc_fail "the delta profile failed"
+ph_expect "$LC_TMP/top_delta" '^Type: inuse_space' '^Duration: 3s' ' store_put$'
+delta_total=$(total_of "$LC_TMP/top_delta")
+grew=$((after - before))
+awk -v d="$delta_total" -v g="$grew" 'BEGIN { exit !(g > 1000000 && d > 0.75 * g && d < 1.25 * g) }' ||
+    lc_fail "the delta's in-use growth $delta_total B does not match the store's $grew B"
+echo "delta in-use growth $delta_total B; the store grew $grew B"
+ph_pprof -top -sample_index=alloc_space "$D/allocs?seconds=1" >"$LC_TMP/top_delta_allocs"
+ph_expect "$LC_TMP/top_delta_allocs" '^Type: alloc_space' '^Duration: 1s'
+
+# --- threads -------------------------------------------------------------------------------
+ph_pprof -traces "$D/threads" >"$LC_TMP/traces"
+ph_expect "$LC_TMP/traces" '^Type: threads$' 'thread: +svc-worker-0' 'thread: +svc-worker-1' \
+    'thread: +leaky' ' worker_main$' ' hprof_threads_capture$'
+ph_pprof -raw "$D/threads?debug=1" >"$LC_TMP/raw_threads"
+ph_expect "$LC_TMP/raw_threads" '^PeriodType: threads count' '^threads/count' 'worker_main'
+
+lc_stop_server S
+[ "$S_STATUS" = 0 ] || lc_fail "leaky exited $S_STATUS"
+echo "ok: go tool pprof reads the text, delta and threads profiles"
