@@ -3,11 +3,15 @@
 # the sections asked for (default: all) and prints markdown tables. Every figure is a median of
 # ROUNDS runs, and every ratio is against a baseline measured in the same invocation,
 # interleaved with it, because these machines are shared and noisy.
-#   scripts/bench.sh [service ...]      ROUNDS=3 DURATION=10s
+#   scripts/bench.sh [SECTION ...]      ROUNDS=3 DURATION=10s
+# Sections: service (leaky vs a null store), profiler (leaky with the profiler at the default
+# rate vs off), malloc (ns per malloc+free pair vs glibc, heaptrack, jemalloc, gperftools),
+# pprof (time to encode and serve a profile), fixed (sweep cost, p99 under sweeps, peak in-use
+# vs the bound), loadgen (--rate max vs wrk, rate accuracy, a stalled server).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 # shellcheck disable=SC2086
-lc_ensure_packages $LC_BUILD_PACKAGES $LC_TEST_PACKAGES
+lc_ensure_packages $LC_BUILD_PACKAGES $LC_TEST_PACKAGES $LC_BENCH_PACKAGES
 build_dir=${BUILD_DIR:-$LC_ROOT/build}
 lc_build "$build_dir" >/dev/null
 bin="$build_dir/bin"
@@ -22,41 +26,55 @@ wrk_rps() {
     wrk -t1 -c"$2" -d"$DURATION" "$1" | awk '/^Requests\/sec:/ {print $2}'
 }
 
-# service: leaky vs the same service with a null store, wrk -t1 -c32. Servers get one event
-# loop (--threads 1) so that server and wrk each have one of the two cores.
-bench_service() {
-    local round name rps
-    : >"$LC_TMP/bare" && : >"$LC_TMP/leaky"
+# rps_table TITLE NAME:PROGRAM:HEAPPROF_RATE...: req/s of each server under wrk -t1 -c32, the
+# servers interleaved within each round; the first is the baseline of the ratios. Servers get one
+# event loop (--threads 1) so that server and wrk each have one of the two cores.
+rps_table() {
+    local title=$1 round spec name program rate rps
+    shift
     for round in $(seq "$ROUNDS"); do
-        for name in bare leaky; do
-            local program=$bin/leaky
-            [ "$name" = bare ] && program=$bin/bare_server
-            HEAPPROF_RATE=${HEAPPROF_RATE:-524288} lc_start_server SRV "$program" --threads 1
+        for spec in "$@"; do
+            IFS=: read -r name program rate <<<"$spec"
+            HEAPPROF_RATE=$rate lc_start_server SRV "$bin/$program" --threads 1
             rps=$(wrk_rps "$SRV_URL/process" 32)
             lc_stop_server SRV
-            echo "$rps" >>"$LC_TMP/$name"
+            echo "$rps" >>"$LC_TMP/rps-$name"
             echo "  round $round $name: $rps req/s" >&2
         done
     done
-    local bare leaky
-    bare=$(median <"$LC_TMP/bare")
-    leaky=$(median <"$LC_TMP/leaky")
-    echo "### service: /process req/s, wrk -t1 -c32 -d$DURATION, --threads 1, median of $ROUNDS"
+    local base=""
+    echo "### $title: /process req/s, wrk -t1 -c32 -d$DURATION, --threads 1, median of $ROUNDS"
     echo
-    echo "| server | req/s | vs bare |"
+    echo "| server | req/s | ratio |"
     echo "|---|---:|---:|"
-    echo "| bare_server (null store) | $bare | 1.00 |"
-    echo "| leaky | $leaky | $(awk -v a="$leaky" -v b="$bare" 'BEGIN {printf "%.3f", a/b}') |"
+    for spec in "$@"; do
+        IFS=: read -r name program rate <<<"$spec"
+        rps=$(median <"$LC_TMP/rps-$name")
+        [ -n "$base" ] || base=$rps
+        echo "| $name | $rps | $(awk -v a="$rps" -v b="$base" 'BEGIN {printf "%.3f", a/b}') |"
+        rm -f "$LC_TMP/rps-$name"
+    done
     echo
 }
 
 sections=("$@")
-[ ${#sections[@]} -eq 0 ] && sections=(service)
+[ ${#sections[@]} -eq 0 ] && sections=(service profiler malloc pprof fixed loadgen)
 echo "## $(date -u +%Y-%m-%d) on $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo
 for section in "${sections[@]}"; do
     case "$section" in
-    service) bench_service ;;
-    *) lc_fail "unknown section '$section' (have: service)" ;;
+    service)
+        rps_table "service: the store's cost" "bare_server (null store):bare_server:0" \
+            "leaky (profiler off):leaky:0"
+        ;;
+    profiler)
+        rps_table "profiler: its cost on leaky" "leaky, HEAPPROF_RATE=0:leaky:0" \
+            "leaky, default rate (524288):leaky:524288"
+        ;;
+    malloc) "$LC_ROOT/bench/bench_malloc.sh" "$build_dir" "$((ROUNDS * 2 + 1))" ;;
+    pprof) "$bin/bench_pprof" --runs 11 ;;
+    fixed) "$LC_ROOT/bench/fixed_bench.sh" "$bin" ;;
+    loadgen) "$LC_ROOT/bench/loadgen_bench.sh" "$bin" ;;
+    *) lc_fail "unknown section '$section' (have: service profiler malloc pprof fixed loadgen)" ;;
     esac
 done

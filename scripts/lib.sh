@@ -9,6 +9,8 @@ LC_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LC_BUILD_PACKAGES="gcc make cmake pkg-config libevent-dev uthash-dev libunwind-dev
   libprotobuf-c-dev protobuf-c-compiler zlib1g-dev libdw-dev libelf-dev libcmocka-dev"
 LC_TEST_PACKAGES="curl wrk gnuplot-nox golang-go valgrind procps"
+# What the benchmarks compare against.
+LC_BENCH_PACKAGES="heaptrack libjemalloc2 libgoogle-perftools4 google-perftools time"
 
 lc_ensure_packages() {
     local missing=() pkg
