@@ -471,8 +471,9 @@ static int64_t string_index(char **table, size_t *n, const char *s)
     return (int64_t)(*n)++;
 }
 
-static int encode(const struct hprof_threads *t, uint8_t **gz, size_t *len)
+int hprof_threads_encode(const struct hprof_threads *t, uint8_t **gz, size_t *len)
 {
+    hprof_internal_enter();
     int rc = -1;
     size_t n_groups = 0, n_missing = 0;
     struct group *groups = group_threads(t, &n_groups);
@@ -602,6 +603,7 @@ out:
     free(heap_gz);
     free(snap.buckets);
     free(groups);
+    hprof_internal_exit();
     errno = saved;
     return rc;
 }
@@ -624,20 +626,23 @@ static void add_quoted(struct evbuffer *out, const char *s)
     evbuffer_add(out, "\"", 1);
 }
 
-static int write_text(const struct hprof_threads *t, int debug, struct evbuffer *out)
+int hprof_threads_text(const struct hprof_threads *t, int debug, struct evbuffer *out)
 {
+    hprof_internal_enter();
+    int rc = -1;
     struct hprof_maps maps;
     memset(&maps, 0, sizeof(maps));
     maps.main = -1;
     size_t n_groups = 0, captured = 0;
     struct group *groups = group_threads(t, &n_groups);
     if (groups == NULL)
-        return -1;
+        goto out;
     for (size_t i = 0; i < n_groups; i++)
         captured += (size_t)groups[i].count;
     (void)hprof_maps_read(&maps);
     (void)hprof_sym_begin(maps.signature);
-    if (debug == 1) {
+    bool counts = debug < 2; /* Go: 2 and more is the full dump */
+    if (counts) {
         evbuffer_add_printf(out, "threads profile: total %zu\n", captured);
         for (size_t i = 0; i < n_groups; i++) {
             const struct hprof_thread_stack *s = groups[i].first;
@@ -662,9 +667,8 @@ static int write_text(const struct hprof_threads *t, int debug, struct evbuffer 
         }
     }
     hprof_sym_end();
-    hprof_maps_free(&maps);
-    free(groups);
-    if (debug == 1) {
+    rc = 0;
+    if (counts) {
         for (size_t i = 0; i < t->n; i++)
             if (t->v[i].status != HPROF_THREAD_OK)
                 evbuffer_add_printf(out, "# thread %d \"%s\": %s\n", (int)t->v[i].tid, t->v[i].name,
@@ -672,9 +676,13 @@ static int write_text(const struct hprof_threads *t, int debug, struct evbuffer 
         if (t->n_listed > t->n)
             evbuffer_add_printf(out, "# %zu more threads not captured (at most %d)\n",
                                 t->n_listed - t->n, HPROF_THREADS_MAX);
-        return hprof_text_maps(out, HPROF_TEXT_MAPS_COUNT);
+        rc = hprof_text_maps(out, HPROF_TEXT_MAPS_COUNT);
     }
-    return 0;
+out:
+    hprof_maps_free(&maps);
+    free(groups);
+    hprof_internal_exit();
+    return rc;
 }
 
 /* ---- /debug/pprof/threads ---- */
@@ -708,7 +716,7 @@ static void serve_threads(struct evhttp_request *req, void *arg)
     }
     if (debug != 0) {
         body = evbuffer_new();
-        if (body == NULL || write_text(&t, debug, body) != 0) {
+        if (body == NULL || hprof_threads_text(&t, debug, body) != 0) {
             hprof_web_error(req, HTTP_INTERNAL, "Could not write threads profile");
             goto out;
         }
@@ -717,7 +725,7 @@ static void serve_threads(struct evhttp_request *req, void *arg)
     }
     uint8_t *gz = NULL;
     size_t len = 0;
-    if (encode(&t, &gz, &len) != 0) {
+    if (hprof_threads_encode(&t, &gz, &len) != 0) {
         snprintf(msg, sizeof(msg), "Could not write threads profile: %s", strerror(errno));
         hprof_web_error(req, HTTP_INTERNAL, msg);
         goto out;

@@ -135,6 +135,14 @@ struct hprof_threads {
 int hprof_threads_capture(struct hprof_threads *out);
 void hprof_threads_release(struct hprof_threads *threads);
 
+/* The pprof profile of a capture (threads/count, a label thread=NAME per sample; threads
+ * without a stack in the comments) into a new buffer (free it with hprof_output_free). */
+int hprof_threads_encode(const struct hprof_threads *threads, uint8_t **gz, size_t *len);
+
+/* The text forms: debug < 2 Go's count profile ("threads profile: total N", then the memory
+ * map), debug >= 2 one traceback per thread (goroutine?debug=2). Returns 0 / -1. */
+int hprof_threads_text(const struct hprof_threads *threads, int debug, struct evbuffer *out);
+
 /* Threads of the process now (entries of /proc/self/task), or 0 when unknown. */
 size_t hprof_threads_count(void);
 

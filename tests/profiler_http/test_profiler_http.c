@@ -26,6 +26,7 @@
 #include "fake_collect.h"
 #include "heapprof.h"
 #include "hprof_web.h"
+#include "pcodec.h"
 
 /* ---- helpers ---- */
 
@@ -310,6 +311,60 @@ static void test_threads(void **state)
     assert_int_equal(ok, PARKED - 1);
     assert_int_equal(blocked, 1);
     assert_int_equal(self, 1);
+
+    /* pprof: threads/count, period 1, one sample per (stack, name) labelled thread=NAME; the
+     * blocked thread is in the comments. */
+    uint8_t *gz = NULL;
+    size_t len = 0;
+    assert_int_equal(hprof_threads_encode(&t, &gz, &len), 0);
+    pcodec_profile *p = pcodec_decode(gz, len, NULL, 0);
+    hprof_output_free(gz);
+    assert_non_null(p);
+    assert_int_equal(p->n_sample_type, 1);
+    assert_string_equal(pcodec_string(p, p->sample_type[0]->type), "threads");
+    assert_string_equal(pcodec_string(p, p->sample_type[0]->unit), "count");
+    assert_string_equal(pcodec_string(p, p->period_type->type), "threads");
+    assert_int_equal(p->period, 1);
+    assert_int_equal(p->time_nanos, t.time_ns);
+    assert_int_equal(pcodec_total(p, "threads"), (int64_t)t.n - 1);
+    int labelled = 0;
+    for (size_t i = 0; i < p->n_sample; i++) {
+        assert_int_equal(p->sample[i]->n_label, 1);
+        assert_string_equal(pcodec_string(p, p->sample[i]->label[0]->key), "thread");
+        labelled += strncmp(pcodec_string(p, p->sample[i]->label[0]->str), "parked-", 7) == 0;
+        assert_true(p->sample[i]->n_location_id > 0);
+    }
+    assert_int_equal(labelled, PARKED - 1);
+    int commented = 0;
+    for (size_t i = 0; i < p->n_comment; i++)
+        commented += strstr(pcodec_string(p, p->comment[i]), "\"parked-3\": no stack: it blocks "
+                                                             "SIGURG") != NULL;
+    assert_int_equal(commented, 1);
+    pcodec_free(p);
+
+    /* Text: Go's count profile (debug=1) and one traceback per thread (debug=2). */
+    struct evbuffer *out = evbuffer_new();
+    assert_int_equal(hprof_threads_text(&t, 1, out), 0);
+    char *text = buffer_text(out);
+    char want[64];
+    snprintf(want, sizeof(want), "threads profile: total %zu\n", t.n - 1);
+    assert_true(strncmp(text, want, strlen(want)) == 0);
+    assert_non_null(strstr(text, "\n# labels: {\"thread\":\"parked-1\"}\n#\t0x"));
+    assert_non_null(strstr(text, "\tpark_here+0x"));
+    assert_non_null(strstr(text, "\"parked-3\": no stack: it blocks SIGURG\n"));
+    assert_non_null(strstr(text, "\n--- Memory map: ---\n"));
+    free(text);
+    evbuffer_drain(out, evbuffer_get_length(out));
+    assert_int_equal(hprof_threads_text(&t, 2, out), 0);
+    text = buffer_text(out);
+    for (size_t i = 0; i < t.n; i++) {
+        snprintf(want, sizeof(want), "thread %d \"%s\" [", (int)t.v[i].tid, t.v[i].name);
+        assert_non_null(strstr(text, want));
+    }
+    assert_non_null(strstr(text, "\npark_here(...)\n\t"));
+    assert_non_null(strstr(text, "(no stack: it blocks SIGURG)"));
+    free(text);
+    evbuffer_free(out);
     hprof_threads_release(&t);
 
     /* The program's own SIGURG handler is left alone: no thread is asked. */
