@@ -174,7 +174,7 @@ struct delta {
     struct timespec start; /* CLOCK_MONOTONIC at p0 */
 };
 
-static int pending; /* deltas waiting (the loop thread's only; several loops: see below) */
+static int pending; /* deltas waiting, atomically: two listeners (HEAPPROF_HTTP) may share it */
 
 static void delta_free(struct delta *d)
 {

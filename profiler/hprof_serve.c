@@ -41,7 +41,10 @@
 
 #include "lc_util.h"
 
-#define HPROF_HOST_MAX 256 /* bytes of HOST in HEAPPROF_HTTP */
+#define HPROF_HOST_MAX     256         /* bytes of HOST in HEAPPROF_HTTP */
+#define HPROF_MAX_BODY     (1u << 20)  /* bytes: a larger request body (symbol POST) gets 413 */
+#define HPROF_MAX_HEADERS  (16u << 10) /* bytes of request headers */
+#define HPROF_IDLE_SECONDS 30          /* an idle connection is closed after this long */
 
 static struct {
     pid_t pid;
@@ -116,6 +119,9 @@ static void start_server(const char *spec)
         say("heapprof: HEAPPROF_HTTP: cannot set up the debug listener: %s\n", strerror(errno));
         goto fail;
     }
+    evhttp_set_max_body_size(srv.http, HPROF_MAX_BODY);
+    evhttp_set_max_headers_size(srv.http, HPROF_MAX_HEADERS);
+    evhttp_set_timeout(srv.http, HPROF_IDLE_SECONDS);
     if (hprof_http_mount(srv.http) != 0) {
         say("heapprof: HEAPPROF_HTTP: cannot mount the debug endpoints\n");
         goto fail;

@@ -66,9 +66,18 @@ static struct source sources[HPROF_STATS_MAX_SOURCES];
 static size_t n_sources;
 static struct timespec loaded; /* CLOCK_MONOTONIC when the program started */
 
+/* A fork child's only thread cannot be inside a source: give it a fresh lock. */
+static void atfork_child(void)
+{
+    pthread_mutex_init(&stats_lock, NULL);
+}
+
 __attribute__((constructor)) static void hprof_stats_init(void)
 {
     clock_gettime(CLOCK_MONOTONIC, &loaded);
+    hprof_internal_enter();
+    pthread_atfork(NULL, NULL, atfork_child);
+    hprof_internal_exit();
 }
 
 static bool valid_name(const char *name)
