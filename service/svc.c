@@ -13,8 +13,6 @@
  */
 #include "svc.h"
 
-#include "heapprof.h"
-
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -132,28 +130,6 @@ static void handle_process(struct evhttp_request *req, void *arg)
         return;
     }
     reply_text(req, 200, "OK", "processed request %llu\n", (unsigned long long)id);
-}
-
-/* The store's figures at /debug/memstats and /metrics (leakcase_store_*), next to the
- * profiler's: entries and bytes held are what the in-use estimate should track. */
-static void store_stats_source(struct hprof_stat_sink *sink, void *arg)
-{
-    struct store_stats st;
-    store_get_stats(arg, &st);
-    const enum hprof_stat_type G = HPROF_STAT_GAUGE, C = HPROF_STAT_COUNTER;
-    hprof_stat(sink, "store_entries", G, (double)st.entries, "Entries the store holds.");
-    hprof_stat(sink, "store_bytes", G, (double)st.bytes,
-               "Bytes the store holds (entry headers and metadata).");
-    hprof_stat(sink, "store_puts_total", C, (double)st.puts, "Entries stored since start.");
-    hprof_stat(sink, "store_expired_total", C, (double)st.expired_total,
-               "Entries removed by sweeps since start (fixed only).");
-    hprof_stat(sink, "store_sweeps_total", C, (double)st.sweeps, "Sweeps run since start.");
-    hprof_stat(sink, "store_last_sweep_expired", G, (double)st.last_sweep_expired,
-               "Entries the last sweep removed.");
-    hprof_stat(sink, "store_last_sweep_seconds", G, (double)st.last_sweep_ns / 1e9,
-               "How long the last sweep took.");
-    hprof_stat(sink, "store_max_lock_hold_seconds", G, (double)st.max_lock_hold_ns / 1e9,
-               "Longest single hold of the store's lock by a sweep.");
 }
 
 static void handle_not_found(struct evhttp_request *req, void *arg)
@@ -280,8 +256,8 @@ static int open_debug(struct svc *svc, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory setting up the debug listener");
         return -1;
     }
-    if (hprof_http_mount(svc->debug_http) != 0) {
-        snprintf(err, errlen, "cannot mount /debug/pprof on the debug listener");
+    if (svc_debug_mount(svc->debug_http, svc->store) != 0) {
+        snprintf(err, errlen, "cannot mount the profiler's endpoints on the debug listener");
         return -1;
     }
     evutil_socket_t fd = listen_on(cfg->debug_host, cfg->debug_port, false, err, errlen);
@@ -367,14 +343,14 @@ int svc_run(const struct svc_config *cfg)
         goto out;
     }
     svc.store = store_new(&cfg->store);
-    svc.base = event_base_new();
-    svc.workers = calloc((size_t)cfg->threads, sizeof(*svc.workers));
-    if (svc.store == NULL || svc.base == NULL || svc.workers == NULL) {
-        snprintf(err, sizeof(err), "out of memory at start");
+    if (svc.store == NULL) {
+        snprintf(err, sizeof(err), "cannot create the store: %s", strerror(errno));
         goto out;
     }
-    if (hprof_http_add_stats("leakcase_", store_stats_source, svc.store) != 0) {
-        snprintf(err, sizeof(err), "cannot register the store's figures");
+    svc.base = event_base_new();
+    svc.workers = calloc((size_t)cfg->threads, sizeof(*svc.workers));
+    if (svc.base == NULL || svc.workers == NULL) {
+        snprintf(err, sizeof(err), "out of memory at start");
         goto out;
     }
     if (open_workers(&svc, err, sizeof(err)) != 0 || open_debug(&svc, err, sizeof(err)) != 0)
@@ -410,7 +386,7 @@ out:
                     "%s: stopped after %llu requests; the store held %llu entries (%llu bytes)\n",
                     store_flavor, (unsigned long long)atomic_load(&svc.last_id),
                     (unsigned long long)stats.entries, (unsigned long long)stats.bytes);
-        (void)hprof_http_remove_stats(store_stats_source, svc.store); /* ENOENT if never added */
+        svc_debug_unmount(svc.store);
         store_free(svc.store);
     }
     if (status != 0)

@@ -57,4 +57,10 @@ int svc_run(const struct svc_config *cfg);
 /* The whole program: parse, run, exit status (0 ok, 1 runtime error, 2 usage). */
 int svc_main(int argc, char **argv);
 
+/* Internal: serve the debug endpoints on debug_http, with the store's figures among them
+ * (svc_debug.c), or explain their absence in a build without the profiler (svc_debug_off.c). */
+struct evhttp;
+int svc_debug_mount(struct evhttp *debug_http, struct store *store);
+void svc_debug_unmount(struct store *store);
+
 #endif
