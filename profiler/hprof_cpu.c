@@ -2,14 +2,20 @@
  * hprof_cpu: the CPU profile. SIGPROF samples stacks into a preallocated ring; a drain thread
  * aggregates them per distinct stack; stopping encodes the aggregate as Go's CPU profile.
  *
- * Timer: setitimer(ITIMER_PROF), as gperftools and Go before 1.18 do. It counts the CPU time of
- * the whole process and the kernel delivers its signal to a thread that was running when it
- * expired, so every thread is covered, including threads created during the profile, without
- * enumerating /proc/self/task or hooking pthread_create. The price: one process-wide signal
- * per period, so when many threads run on many cores at once some expirations coalesce into
- * one pending signal and are lost (Go moved to per-thread timer_create for machines with more
- * than ~2.5 busy cores; our servers run on a few). The program cannot use ITIMER_PROF or a
- * SIGPROF handler of its own at the same time: start refuses with EBUSY if it does.
+ * Timers: one POSIX timer per thread on that thread's CPU-time clock, delivering SIGPROF to
+ * that thread (timer_create with SIGEV_THREAD_ID), as Go has done since 1.18. We first used
+ * setitimer(ITIMER_PROF), as gperftools and older Go do: one process-wide timer, simpler, and it
+ * covers new threads by itself. Measured here, it lost 40% of the samples as soon as two
+ * threads ran at once on two cores (expirations checked on both CPUs' ticks coalesce into one
+ * pending process signal), and leaky runs a loop per core, so we pay for enumeration instead:
+ * start arms a timer for every thread in /proc/self/task, and the drain thread rescans every
+ * HPROF_CPU_TICK_NS, arming new threads and deleting the timers of threads that are gone. A
+ * thread's first tick (at most HPROF_CPU_TICK_NS of its CPU) goes unsampled, and a thread that
+ * lives shorter than that is never seen. Per-thread signals never coalesce across threads,
+ * and each thread's samples are exactly its own CPU time. A thread that blocks SIGPROF is not
+ * sampled (under ITIMER_PROF its time would have been charged to another thread). The kernel
+ * checks CPU timers at its tick, which caps hz (HPROF_CPU_MAX_HZ). The program cannot use
+ * ITIMER_PROF or a SIGPROF handler of its own at the same time: start refuses with EBUSY.
  *
  * Handler (async-signal-safe): it never allocates, never takes a lock, and touches only the
  * ring, atomics and libunwind's local unwinder. The stack is walked from the ucontext the
@@ -42,7 +48,9 @@
  * is inside hprof_internal_enter/exit, so it is profiler overhead, never a heap sample. Fork:
  * the prepare handler makes new signals drop their sample and waits for running handlers to
  * leave libunwind (as the heap sampler's fork gate does for its own unwinding); the child,
- * which has neither the timer (not inherited) nor the drain thread, starts idle.
+ * which has neither the timers (not inherited) nor the drain thread, starts idle. The timers'
+ * table is written by start (before the drain thread exists), by the drain thread, and by stop
+ * (after joining it): again one writer at a time.
  *
  * Output: the aggregate becomes a snapshot of the heap profile's shape (one bucket per stack,
  * its sample count as alloc_objects), which hprof_pprof_encode turns into mappings, symbolized
@@ -53,11 +61,9 @@
 #include "hprof_cpu.h"
 
 #include <errno.h>
-#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -66,16 +72,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
 #include <ucontext.h>
+#include <dirent.h>
 
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
 #include "hprof_output.h"
+#include "hprof_web.h"
 #include "pcodec.h"
 
 #if !defined(__x86_64__) && !defined(__aarch64__)
@@ -83,10 +90,9 @@
 #endif
 
 #define HPROF_CPU_RING_RECORDS 2048u           /* samples in flight; power of two */
-#define HPROF_CPU_DRAIN_NS     (50 * 1000000L) /* nanoseconds between drains */
+#define HPROF_CPU_TICK_NS      (20 * 1000000L) /* nanoseconds between drains and thread scans */
 #define HPROF_CPU_AGG_MIN      256u            /* aggregate index slots at start (power of 2) */
 #define NS_PER_S               1000000000LL    /* nanoseconds per second */
-#define US_PER_S               1000000L        /* microseconds per second */
 
 /* One sample: a stack, leaf first. seq = ring position + 1 once the record is complete. */
 struct cpu_record {
@@ -119,6 +125,13 @@ struct cpu_agg {
     uint64_t lost; /* samples the aggregate had no memory for */
 };
 
+/* A thread's CPU-time timer: SIGPROF to that thread every interval of its CPU time. */
+struct cpu_timer {
+    pid_t tid;
+    timer_t id;
+    bool seen; /* in the latest scan of /proc/self/task */
+};
+
 /* Read by the handler. */
 static struct cpu_ring *_Atomic hprof_cpu_live;
 static atomic_int hprof_cpu_active;
@@ -136,6 +149,9 @@ static struct {
     int64_t start_real_ns, start_mono_ns;
     pthread_t drain;
     bool drain_started;
+    int64_t interval_ns;      /* CPU time between samples of a thread */
+    struct cpu_timer *timers; /* one armed timer per thread of the process */
+    size_t n_timers, cap_timers;
 } g;
 
 /* The drain thread's wake-up (CLOCK_MONOTONIC), so stop does not wait a full period. */
@@ -321,6 +337,8 @@ static void drain(struct cpu_ring *ring, struct cpu_agg *agg)
     }
 }
 
+static int scan_threads(void);
+
 static void *drain_main(void *arg)
 {
     (void)arg;
@@ -328,7 +346,7 @@ static void *drain_main(void *arg)
     while (!hprof_cpu_drain_stop) {
         struct timespec at;
         clock_gettime(CLOCK_MONOTONIC, &at);
-        at.tv_nsec += HPROF_CPU_DRAIN_NS;
+        at.tv_nsec += HPROF_CPU_TICK_NS;
         if (at.tv_nsec >= NS_PER_S) {
             at.tv_sec++;
             at.tv_nsec -= NS_PER_S;
@@ -337,11 +355,98 @@ static void *drain_main(void *arg)
         pthread_mutex_unlock(&hprof_cpu_drain_lock);
         hprof_internal_enter();
         drain(g.ring, &g.agg);
+        (void)scan_threads(); /* threads started since the last scan: sampled from now on */
         hprof_internal_exit();
         pthread_mutex_lock(&hprof_cpu_drain_lock);
     }
     pthread_mutex_unlock(&hprof_cpu_drain_lock);
     return NULL;
+}
+
+/* ---- per-thread timers (start, and the drain thread; inside hprof_internal_enter/exit) ---- */
+
+#ifndef sigev_notify_thread_id
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
+
+/* The CPU-time clock of any thread of the process, by tid: the kernel's encoding, which glibc's
+ * pthread_getcpuclockid uses too: ~tid << 3 | CPUCLOCK_PERTHREAD (4) | CPUCLOCK_SCHED (2). */
+static clockid_t thread_cpu_clock(pid_t tid)
+{
+    return (clockid_t)((~(unsigned)tid << 3) | 6u);
+}
+
+static int arm_thread(pid_t tid, timer_t *out)
+{
+    struct sigevent sev;
+    memset(&sev, 0, sizeof(sev));
+    sev.sigev_notify = SIGEV_THREAD_ID;
+    sev.sigev_signo = SIGPROF;
+    sev.sigev_notify_thread_id = tid;
+    if (timer_create(thread_cpu_clock(tid), &sev, out) != 0)
+        return -1; /* typically: the thread has just exited */
+    struct timespec every = {g.interval_ns / NS_PER_S, g.interval_ns % NS_PER_S};
+    struct itimerspec its = {every, every};
+    if (timer_settime(*out, 0, &its, NULL) != 0) {
+        timer_delete(*out);
+        return -1;
+    }
+    return 0;
+}
+
+/* Arm a timer for every thread not armed yet; delete the timers of threads that are gone.
+ * Returns 0, or -1 when /proc/self/task cannot be read. */
+static int scan_threads(void)
+{
+    DIR *dir = opendir("/proc/self/task");
+    if (dir == NULL)
+        return -1;
+    for (size_t i = 0; i < g.n_timers; i++)
+        g.timers[i].seen = false;
+    struct dirent *de;
+    while ((de = readdir(dir)) != NULL) {
+        char *end;
+        long tid = strtol(de->d_name, &end, 10);
+        if (tid <= 0 || *end != '\0')
+            continue; /* "." and ".." */
+        size_t i = 0;
+        while (i < g.n_timers && g.timers[i].tid != (pid_t)tid)
+            i++;
+        if (i < g.n_timers) {
+            g.timers[i].seen = true;
+            continue;
+        }
+        if (g.n_timers == g.cap_timers) {
+            size_t cap = g.cap_timers ? g.cap_timers * 2 : 16;
+            struct cpu_timer *v = realloc(g.timers, cap * sizeof(*v));
+            if (v == NULL)
+                continue; /* this thread stays unsampled until a later scan */
+            g.timers = v;
+            g.cap_timers = cap;
+        }
+        timer_t id;
+        if (arm_thread((pid_t)tid, &id) == 0)
+            g.timers[g.n_timers++] = (struct cpu_timer){(pid_t)tid, id, true};
+    }
+    closedir(dir);
+    for (size_t i = 0; i < g.n_timers;) {
+        if (g.timers[i].seen) {
+            i++;
+            continue;
+        }
+        timer_delete(g.timers[i].id);
+        g.timers[i] = g.timers[--g.n_timers];
+    }
+    return 0;
+}
+
+static void delete_timers(void)
+{
+    for (size_t i = 0; i < g.n_timers; i++)
+        timer_delete(g.timers[i].id);
+    free(g.timers);
+    g.timers = NULL;
+    g.n_timers = g.cap_timers = 0;
 }
 
 /* ---- fork ---- */
@@ -368,6 +473,8 @@ static void atfork_child(void)
     pthread_mutex_init(&hprof_cpu_lock, NULL);
     pthread_mutex_init(&hprof_cpu_drain_lock, NULL);
     memset(&g.agg, 0, sizeof(g.agg));
+    g.timers = NULL; /* POSIX timers are not inherited */
+    g.n_timers = g.cap_timers = 0;
     g.ring = NULL;
     g.running = 0;
     g.drain_started = false;
@@ -469,6 +576,17 @@ int hprof_cpu_start(int hz)
      * (SIGTERM, SIGCHLD...) keep going to its own threads, while the drain's own CPU time is
      * still sampled and shows in the profile as the profiler's cost. pthread_create allocates
      * the thread's TLS: overhead too. */
+    g.interval_ns = NS_PER_S / hz;
+    g.start_real_ns = now_ns(CLOCK_REALTIME);
+    g.start_mono_ns = now_ns(CLOCK_MONOTONIC);
+    atomic_store(&hprof_cpu_live, g.ring);
+    hprof_internal_enter();
+    int scanned = scan_threads(); /* every thread there is now; the drain thread adds later ones */
+    hprof_internal_exit();
+    if (scanned != 0) {
+        err = errno;
+        goto disarm;
+    }
     sigset_t all_but_prof, saved_mask;
     sigfillset(&all_but_prof);
     sigdelset(&all_but_prof, SIGPROF);
@@ -479,31 +597,20 @@ int hprof_cpu_start(int hz)
     pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
     if (prc != 0) {
         err = prc;
-        goto free_ring;
+        goto disarm;
     }
     g.drain_started = true;
     pthread_setname_np(g.drain, "hprof-cpu");
-
-    atomic_store(&hprof_cpu_live, g.ring);
-    long interval_us = US_PER_S / hz;
-    struct itimerval it = {{interval_us / US_PER_S, interval_us % US_PER_S},
-                           {interval_us / US_PER_S, interval_us % US_PER_S}};
-    g.start_real_ns = now_ns(CLOCK_REALTIME);
-    g.start_mono_ns = now_ns(CLOCK_MONOTONIC);
-    if (setitimer(ITIMER_PROF, &it, NULL) != 0) {
-        err = errno;
-        atomic_store(&hprof_cpu_live, NULL);
-        while (atomic_load(&hprof_cpu_active) != 0)
-            sched_yield();
-        stop_drain_thread();
-        goto free_ring;
-    }
     g.hz = hz;
     g.running = 1;
     rc = 0;
     goto out;
-free_ring:
+disarm:
+    atomic_store(&hprof_cpu_live, NULL);
+    while (atomic_load(&hprof_cpu_active) != 0)
+        sched_yield();
     hprof_internal_enter();
+    delete_timers();
     free(g.ring);
     g.ring = NULL;
     agg_free(&g.agg);
@@ -645,16 +752,14 @@ int hprof_cpu_stop(uint8_t **gz, size_t *len)
         errno = EINVAL;
         return -1;
     }
-    struct itimerval off;
-    memset(&off, 0, sizeof(off));
-    setitimer(ITIMER_PROF, &off, NULL);
     int64_t duration_ns = now_ns(CLOCK_MONOTONIC) - g.start_mono_ns;
-    atomic_store(&hprof_cpu_live, NULL);
+    atomic_store(&hprof_cpu_live, NULL); /* signals from now on record nothing */
     while (atomic_load(&hprof_cpu_active) != 0)
         sched_yield(); /* a handler on another core finishing its record */
     stop_drain_thread();
 
     hprof_internal_enter();
+    delete_timers(); /* after the drain thread, which also arms them; late signals are no-ops */
     drain(g.ring, &g.agg);
     uint64_t dropped = atomic_load(&hprof_cpu_dropped) + g.agg.lost;
     int rc = 0;
@@ -710,29 +815,6 @@ static void cpu_request_free(struct cpu_request *cr)
     free(cr);
 }
 
-/* Go's serveError: text/plain, X-Go-Pprof: 1, the reason on one line. */
-static void serve_error(struct evhttp_request *req, int status, const char *reason,
-                        const char *text)
-{
-    struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
-    evhttp_add_header(headers, "Content-Type", "text/plain; charset=utf-8");
-    evhttp_add_header(headers, "X-Go-Pprof", "1");
-    evhttp_add_header(headers, "X-Content-Type-Options", "nosniff");
-    struct evbuffer *body = evbuffer_new();
-    if (body != NULL)
-        evbuffer_add_printf(body, "%s\n", text);
-    evhttp_send_reply(req, status, reason, body);
-    if (body != NULL)
-        evbuffer_free(body);
-}
-
-static void release_profile(const void *data, size_t len, void *arg)
-{
-    (void)len;
-    (void)arg;
-    hprof_cpu_free((uint8_t *)data);
-}
-
 /* The duration has passed: stop, encode, reply. */
 static void on_profile_done(evutil_socket_t fd, short what, void *arg)
 {
@@ -743,27 +825,13 @@ static void on_profile_done(evutil_socket_t fd, short what, void *arg)
     evhttp_connection_set_closecb(cr->conn, NULL, NULL);
     uint8_t *profile = NULL;
     size_t len = 0;
-    struct evbuffer *body = NULL;
-    char msg[256];
     if (hprof_cpu_stop(&profile, &len) != 0) {
+        char msg[256];
         snprintf(msg, sizeof(msg), "Could not write CPU profile: %s", strerror(errno));
-        serve_error(cr->req, HTTP_INTERNAL, "Internal Server Error", msg);
-        goto out;
+        hprof_web_error(cr->req, HTTP_INTERNAL, msg);
+    } else {
+        hprof_web_reply_profile(cr->req, "profile", profile, len); /* frees profile */
     }
-    body = evbuffer_new();
-    if (body == NULL || evbuffer_add_reference(body, profile, len, release_profile, NULL) != 0) {
-        hprof_cpu_free(profile);
-        serve_error(cr->req, HTTP_INTERNAL, "Internal Server Error", "out of memory");
-        goto out;
-    }
-    struct evkeyvalq *headers = evhttp_request_get_output_headers(cr->req);
-    evhttp_add_header(headers, "Content-Type", "application/octet-stream");
-    evhttp_add_header(headers, "Content-Disposition", "attachment; filename=\"profile\"");
-    evhttp_add_header(headers, "X-Content-Type-Options", "nosniff");
-    evhttp_send_reply(cr->req, HTTP_OK, "OK", body);
-out:
-    if (body != NULL)
-        evbuffer_free(body); /* the reply moved its contents; the reference travels with them */
     cpu_request_free(cr);
     hprof_internal_exit();
 }
@@ -800,66 +868,36 @@ static void on_client_readable(evutil_socket_t fd, short what, void *arg)
     evhttp_connection_free(cr->conn); /* calls on_client_gone, which frees cr */
 }
 
-/* seconds as Go's handler reads it, but strictly: digits only, 1..HPROF_CPU_MAX_SECONDS. */
-static int parse_seconds(const char *s, long *out)
-{
-    if (s == NULL || *s == '\0') {
-        *out = HPROF_CPU_DEFAULT_SECONDS;
-        return 0;
-    }
-    long v = 0;
-    for (const char *c = s; *c != '\0'; c++) {
-        if (*c < '0' || *c > '9' || v > HPROF_CPU_MAX_SECONDS)
-            return -1;
-        v = v * 10 + (*c - '0');
-    }
-    if (v < 1 || v > HPROF_CPU_MAX_SECONDS)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static void serve_cpu_profile(struct evhttp_request *req, void *arg)
 {
     (void)arg;
-    hprof_internal_enter();
-    struct evkeyvalq query;
-    TAILQ_INIT(&query);
-    char msg[256];
-    struct cpu_request *cr = NULL;
-    const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-    if (q != NULL && evhttp_parse_query_str(q, &query) != 0) {
-        serve_error(req, HTTP_BADREQUEST, "Bad Request", "malformed query string");
-        goto out;
-    }
     long seconds;
-    const char *param = evhttp_find_header(&query, "seconds");
-    if (parse_seconds(param, &seconds) != 0) {
-        snprintf(msg, sizeof(msg), "profile: seconds=%.32s: want a whole number from 1 to %d",
-                 param, HPROF_CPU_MAX_SECONDS);
-        serve_error(req, HTTP_BADREQUEST, "Bad Request", msg);
-        goto out;
-    }
+    if (hprof_web_seconds(req, &seconds) != 0)
+        return; /* answered 400 */
+    if (seconds == 0)
+        seconds = HPROF_CPU_DEFAULT_SECONDS;
+    hprof_internal_enter();
     struct evhttp_connection *conn = evhttp_request_get_connection(req);
-    cr = calloc(1, sizeof(*cr));
+    struct cpu_request *cr = calloc(1, sizeof(*cr));
     if (cr == NULL || conn == NULL ||
         (cr->timer = evtimer_new(evhttp_connection_get_base(conn), on_profile_done, cr)) == NULL) {
-        serve_error(req, HTTP_INTERNAL, "Internal Server Error", "out of memory");
+        hprof_web_error(req, HTTP_INTERNAL, "out of memory");
         goto fail;
     }
     cr->req = req;
     cr->conn = conn;
     if (hprof_cpu_start(HPROF_CPU_DEFAULT_HZ) != 0) {
         /* Go's words for a profile already running, so tools that parse them still do. */
+        char msg[256];
         snprintf(msg, sizeof(msg), "Could not enable CPU profiling: %s",
                  errno == EBUSY ? "cpu profiling already in use" : strerror(errno));
-        serve_error(req, HTTP_INTERNAL, "Internal Server Error", msg);
+        hprof_web_error(req, HTTP_INTERNAL, msg);
         goto fail;
     }
     struct timeval tv = {seconds, 0};
     if (evtimer_add(cr->timer, &tv) != 0) {
         (void)hprof_cpu_stop(NULL, NULL);
-        serve_error(req, HTTP_INTERNAL, "Internal Server Error", "cannot arm the profile timer");
+        hprof_web_error(req, HTTP_INTERNAL, "cannot arm the profile timer");
         goto fail;
     }
     evhttp_connection_set_closecb(conn, on_client_gone, cr);
@@ -873,12 +911,11 @@ static void serve_cpu_profile(struct evhttp_request *req, void *arg)
             cr->watch = NULL; /* unwatched: a client that leaves is noticed at the reply */
         }
     }
-    goto out;
+    hprof_internal_exit();
+    return;
 fail:
     if (cr != NULL)
         cpu_request_free(cr);
-out:
-    evhttp_clear_headers(&query);
     hprof_internal_exit();
 }
 

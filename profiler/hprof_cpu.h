@@ -2,8 +2,9 @@
  * hprof_cpu: a CPU profiler for the whole process, with Go-compatible pprof output (the
  * profile that Go's runtime/pprof.StartCPUProfile writes and /debug/pprof/profile serves).
  *
- * While a profile runs, SIGPROF arrives every 1/hz of CPU time consumed by the process (all
- * threads together); each signal records the stack of the thread it interrupted. Stopping
+ * While a profile runs, every thread of the process gets SIGPROF after each 1/hz of its own CPU
+ * time (threads started meanwhile are picked up within 20 ms); each signal records the stack of
+ * the thread it interrupted. Stopping
  * aggregates the stacks and encodes them, symbolized in-process, with sample types
  * samples/count and cpu/nanoseconds, period_type cpu/nanoseconds, period = 1e9 / hz.
  *
@@ -21,9 +22,10 @@ struct evhttp;
 /* Highest hz. ITIMER_PROF expires at most once per kernel tick (CONFIG_HZ: 250 on Debian's
  * kernels); asking for more would get the tick's rate while the profile's period claimed hz,
  * understating cpu/nanoseconds. */
-#define HPROF_CPU_MAX_HZ          250
-#define HPROF_CPU_DEFAULT_SECONDS 30  /* /debug/pprof/profile without ?seconds, as Go */
-#define HPROF_CPU_MAX_SECONDS     300 /* longest ?seconds accepted */
+#define HPROF_CPU_MAX_HZ 250
+/* /debug/pprof/profile without ?seconds, as Go; the longest accepted is the debug surface's
+ * HPROF_HTTP_MAX_SECONDS (hprof_web.h). */
+#define HPROF_CPU_DEFAULT_SECONDS 30
 
 struct hprof_cpu_stats {
     int running;       /* a profile is being taken */

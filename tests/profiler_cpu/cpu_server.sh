@@ -22,7 +22,7 @@ P="$S_URL/process"
 D="$S_DEBUG_URL/debug/pprof/profile"
 
 # --- bad parameters -----------------------------------------------------------------------
-for bad in abc -1 0 301 1.5 2x +3 99999999999999999999 "%20"; do
+for bad in abc -1 0 301 1.5 2x 99999999999999999999 "%20"; do
     status=$(curl -s -D "$LC_TMP/h" -o "$LC_TMP/b" -w '%{http_code}' --max-time 5 \
         "$D?seconds=$bad")
     [ "$status" = 400 ] || lc_fail "seconds=$bad answered $status, want 400"

@@ -11,8 +11,9 @@
  *               of cpu_hot_two among the hot samples is within 4 binomial sigmas of 2/3; the
  *               hot frames' caller is busy_worker (callers are symbolized as calls); neither
  *               the handler nor the signal trampoline appears in any stack.
- *   threads:    two threads, each spinning in its own function for the same thread CPU time,
- *               concurrently: both are sampled, each about half (4 sigmas).
+ *   threads:    two threads started after the profile, each spinning in its own function for
+ *               the same thread CPU time, concurrently: both are picked up and sampled, each
+ *               about half (4 sigmas), and the count is within COUNT_TOLERANCE as for one.
  *   fork:       a child forked while the parent profiles starts idle and can profile itself.
  *   restart:    profiles can be taken one after another; no sample is dropped.
  *
@@ -226,12 +227,12 @@ static void check_share(int64_t a, int64_t b, double share, const char *what)
         fail_msg("%s: share %.3f, want %.3f +- %.3f", what, a / n, share, 4 * sigma);
 }
 
-/* The drain thread ("hprof-cpu") blocks the program's signals but not SIGPROF. */
-static void check_drain_mask(void)
+/* SigBlk of the thread named comm, or -1 if there is none. */
+static long long thread_sigblk(const char *want)
 {
     DIR *dir = opendir("/proc/self/task");
     assert_non_null(dir);
-    int found = 0;
+    long long found = -1;
     struct dirent *de;
     while ((de = readdir(dir)) != NULL) {
         char path[300], line[256], comm[64] = "";
@@ -245,15 +246,33 @@ static void check_drain_mask(void)
             sscanf(line, "SigBlk: %llx", &blocked);
         }
         fclose(f);
-        if (strcmp(comm, "hprof-cpu") != 0)
-            continue;
-        found++;
-        assert_true(blocked & (1ull << (SIGTERM - 1)));
-        assert_true(blocked & (1ull << (SIGINT - 1)));
-        assert_false(blocked & (1ull << (SIGPROF - 1)));
+        if (strcmp(comm, want) == 0) {
+            assert_int_equal(found, -1); /* one such thread */
+            found = (long long)blocked;
+        }
     }
     closedir(dir);
-    assert_int_equal(found, 1);
+    return found;
+}
+
+/* The drain thread ("hprof-cpu") blocks the program's signals but not SIGPROF. While it runs
+ * our handler the kernel blocks SIGPROF too, so that bit must be clear in one of a few reads. */
+static void check_drain_mask(void)
+{
+    int prof_open = 0;
+    for (int i = 0; i < 50 && !prof_open; i++) {
+        long long blocked = thread_sigblk("hprof-cpu");
+        if (blocked == -1) { /* named just after it starts */
+            usleep(1000);
+            continue;
+        }
+        assert_true(blocked & (1ll << (SIGTERM - 1)));
+        assert_true(blocked & (1ll << (SIGINT - 1)));
+        prof_open = !(blocked & (1ll << (SIGPROF - 1)));
+        if (!prof_open)
+            usleep(1000);
+    }
+    assert_true(prof_open);
 }
 
 static void own_sigprof(int sig)
@@ -368,11 +387,9 @@ static void test_threads(void **state)
     int64_t total = pcodec_total(run.p, "samples");
     int64_t left = leaf_samples(run.p, "cpu_spin_left");
     int64_t right = leaf_samples(run.p, "cpu_spin_right");
-    /* ITIMER_PROF coalesces expirations when both threads run at once on two cores (see
-     * hprof_cpu.c): the count may fall below hz * CPU seconds, never above. */
-    print_message("two threads: %lld samples for %.3f CPU s\n", (long long)total, run.cpu_s);
-    assert_true((double)total <= (1 + COUNT_TOLERANCE) * run.cpu_s * HPROF_CPU_DEFAULT_HZ);
-    assert_true((double)total >= 0.5 * run.cpu_s * HPROF_CPU_DEFAULT_HZ);
+    /* Per-thread timers: two threads on two cores at once lose nothing (a process-wide
+     * ITIMER_PROF lost ~40% here), so the same tolerance holds as for one thread. */
+    check_count(total, run.cpu_s);
     check_share(left, right, 0.5, "cpu_spin_left vs cpu_spin_right (two threads)");
     busy_run_free(&run);
 }
@@ -452,13 +469,24 @@ static int write_profile(const char *path)
     return 0;
 }
 
+/* A test that failed half-way may leave a profile running: the next one starts clean. */
+static int stop_leftover(void **state)
+{
+    (void)state;
+    (void)hprof_cpu_stop(NULL, NULL);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--write") == 0)
         return write_profile(argv[2]);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_api),  cmocka_unit_test(test_busy),    cmocka_unit_test(test_threads),
-        cmocka_unit_test(test_fork), cmocka_unit_test(test_restart),
+        cmocka_unit_test_teardown(test_api, stop_leftover),
+        cmocka_unit_test_teardown(test_busy, stop_leftover),
+        cmocka_unit_test_teardown(test_threads, stop_leftover),
+        cmocka_unit_test_teardown(test_fork, stop_leftover),
+        cmocka_unit_test_teardown(test_restart, stop_leftover),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
