@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The demo's flow at small scale: scripts/demo.sh with 20 s of load (instead of 60) against the
+# build under test, into a scratch directory. Passes when the demo does (it exits non-zero unless
+# leaky is judged LEAK and fixed BOUNDED) and leaves the chart and the diagnosis behind.
+# usage: demo.sh SOURCE_DIR BUILD_DIR
+set -u
+. "$(dirname "$0")/../lib.sh"
+src=$1
+export BUILD_DIR=$2 OUT="$LC_TMP/out" DURATION=20s
+if ! "$src/scripts/demo.sh" >"$LC_TMP/demo.log" 2>&1; then
+    tail -n 40 "$LC_TMP/demo.log" >&2
+    lc_fail "scripts/demo.sh failed"
+fi
+for file in inuse.png inuse.svg leaky/report.json fixed/report.json leaky/timeline.csv; do
+    [ -s "$OUT/$file" ] || lc_fail "the demo left no $file"
+done
+grep -q '^leaky: verdict: LEAK' "$LC_TMP/demo.log" || lc_fail "no LEAK verdict for leaky"
+grep -q '^fixed: verdict: BOUNDED' "$LC_TMP/demo.log" || lc_fail "no BOUNDED verdict for fixed"
+grep -q 'go tool pprof -top -base' "$LC_TMP/demo.log" || lc_fail "no diagnosis with pprof -base"
+grep -Eq 'store_put$' "$LC_TMP/demo.log" || lc_fail "the diagnosis does not name store_put"
+grep -q 'HASH_ADD' "$LC_TMP/demo.log" || lc_fail "pprof -list did not show the store's source"
+echo "PASS demo"
