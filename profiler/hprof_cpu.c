@@ -451,6 +451,17 @@ static void delete_timers(void)
 
 /* ---- fork ---- */
 
+/* The drain thread's condition variable waits on CLOCK_MONOTONIC (a wall-clock step must not
+ * stall or hurry the drain). */
+static void init_drain_cond(void)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&hprof_cpu_drain_cond, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
 static void atfork_prepare(void)
 {
     atomic_store(&hprof_cpu_forking, 1);
@@ -472,6 +483,7 @@ static void atfork_child(void)
     atomic_store(&hprof_cpu_active, 0);
     pthread_mutex_init(&hprof_cpu_lock, NULL);
     pthread_mutex_init(&hprof_cpu_drain_lock, NULL);
+    init_drain_cond(); /* the parent's drain thread may have been waiting on it */
     memset(&g.agg, 0, sizeof(g.agg));
     g.timers = NULL; /* POSIX timers are not inherited */
     g.n_timers = g.cap_timers = 0;
@@ -483,11 +495,7 @@ static void atfork_child(void)
 
 static void init_once(void)
 {
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&hprof_cpu_drain_cond, &attr);
-    pthread_condattr_destroy(&attr);
+    init_drain_cond();
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
