@@ -19,7 +19,7 @@
 struct evhttp;
 
 #define HPROF_CPU_DEFAULT_HZ 100 /* samples per CPU second, as Go's runtime/pprof */
-/* Highest hz. ITIMER_PROF expires at most once per kernel tick (CONFIG_HZ: 250 on Debian's
+/* Highest hz. CPU-time timers expire at most once per kernel tick (CONFIG_HZ: 250 on Debian's
  * kernels); asking for more would get the tick's rate while the profile's period claimed hz,
  * understating cpu/nanoseconds. */
 #define HPROF_CPU_MAX_HZ 250
