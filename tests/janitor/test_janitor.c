@@ -114,16 +114,18 @@ static void test_stop_waits_for_a_running_sweep(void **state)
 static void test_slow_sweep_skips_ticks(void **state)
 {
     (void)state;
-    /* Each sweep lasts 45 ms, over two 20 ms intervals. The next sweep must wait for the next
-     * tick on the grid (about 15 ms after the slow one returns), not run at once to catch up on
-     * the ticks it missed. */
-    struct probe probe = {.sweep_ns = 45 * LC_NS_PER_MS};
-    struct janitor *janitor = janitor_start("test-janitor", 20 * LC_NS_PER_MS, probe_sweep, &probe);
+    /* Each sweep lasts 130 ms, over one 100 ms interval. The next sweep must wait for the next
+     * tick on the grid (about 70 ms after the slow one returns), not run at once to catch up on
+     * the tick it missed. The slack is wide so that a loaded machine, which stretches a 130 ms
+     * sleep by a few tens of ms, cannot close the gap; a catch-up janitor leaves none. */
+    struct probe probe = {.sweep_ns = 130 * LC_NS_PER_MS};
+    struct janitor *janitor =
+        janitor_start("test-janitor", 100 * LC_NS_PER_MS, probe_sweep, &probe);
     assert_non_null(janitor);
-    sleep_ns(500 * LC_NS_PER_MS);
+    sleep_ns(750 * LC_NS_PER_MS); /* ticks at 100, 300, 500, 700 ms */
     janitor_stop(janitor);
     assert_true(atomic_load(&probe.calls) >= 3);
-    assert_true(probe.min_gap >= 5 * LC_NS_PER_MS);
+    assert_true(probe.min_gap >= 20 * LC_NS_PER_MS);
 }
 
 static void test_start_stop_repeatedly(void **state)
