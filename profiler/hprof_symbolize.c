@@ -27,6 +27,7 @@
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
+#include <gelf.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -305,6 +306,28 @@ static const char *elf_symbol(Dwfl_Module *mod, uint64_t pc)
     return dwfl_module_addrinfo(mod, pc, &offset, &sym, NULL, NULL, NULL);
 }
 
+/* A name for a PC that no symbol covers: the section it lies in, e.g. "<.plt>" for a CPU
+ * sample that interrupted a PLT stub. Without it such a location would have no function, the
+ * mapping could not claim has_functions, and pprof would then re-symbolize the whole mapping
+ * itself (with fewer inline frames and no start lines) instead of reading our names. */
+static const char *section_label(Dwfl_Module *mod, uint64_t pc)
+{
+    Dwarf_Addr address = pc, bias = 0;
+    Elf_Scn *scn = dwfl_module_address_section(mod, &address, &bias);
+    Elf *elf = dwfl_module_getelf(mod, &bias);
+    size_t shstrndx;
+    GElf_Shdr shdr;
+    if (scn == NULL || elf == NULL || elf_getshdrstrndx(elf, &shstrndx) != 0 ||
+        gelf_getshdr(scn, &shdr) == NULL)
+        return NULL;
+    const char *section = elf_strptr(elf, shstrndx, shdr.sh_name);
+    if (section == NULL || *section == '\0')
+        return NULL;
+    static char label[64];
+    snprintf(label, sizeof(label), "<%s>", section);
+    return label;
+}
+
 /* Resolve pc into frames (innermost first); returns the number of frames and sets *flags. */
 static unsigned resolve(uint64_t pc, struct hprof_frame *frames, uint32_t *flags)
 {
@@ -377,6 +400,8 @@ static unsigned resolve(uint64_t pc, struct hprof_frame *frames, uint32_t *flags
     free(scopes);
 
     const char *elf_name = n == 0 ? elf_symbol(mod, pc) : NULL;
+    if (n == 0 && elf_name == NULL)
+        elf_name = section_label(mod, pc);
     if (elf_name != NULL) {
         /* No DWARF for this PC: the ELF symbol, and the line table if it has one. */
         struct hprof_frame *f = &frames[n++];
