@@ -9,9 +9,10 @@
  *   that table into a Go-compatible pprof profile, symbolized in-process, served over HTTP or
  *   written to files.
  *
- * The output half only ever sees a snapshot: a copy of the buckets taken under the table's lock
- * (held only for the copy), so encoding, symbolizing and gzip run without any lock that malloc
- * needs. Tests build snapshots by hand (fake stacks) and feed them to the encoder.
+ * The output half only ever sees a snapshot: a copy of the buckets, read without a lock (each
+ * bucket's counters are read consistently, see hprof_table.c), so encoding, symbolizing and gzip
+ * run without any lock that malloc needs. Tests build snapshots by hand (fake stacks) and feed
+ * them to the encoder.
  *
  * Everything the profiler allocates for itself happens between hprof_internal_enter() and
  * hprof_internal_exit(): such allocations are forwarded to glibc without sampling or recursion
@@ -44,8 +45,8 @@ struct hprof_snapshot {
     struct hprof_bucket *buckets; /* owned by the snapshot */
 };
 
-/* Copy the bucket table. Returns 0 / -1 (out of memory). The copy is made with the profiler's
- * own allocations; release it with hprof_snapshot_release. */
+/* Copy the bucket table (lock-free). Returns 0 / -1 (out of memory). The copy is made with the
+ * profiler's own allocations; release it with hprof_snapshot_release. */
 int hprof_snapshot_take(struct hprof_snapshot *out);
 void hprof_snapshot_release(struct hprof_snapshot *snapshot);
 
