@@ -75,11 +75,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
-#include <ucontext.h>
 #include <dirent.h>
-
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
 
 #include "hprof_output.h"
 #include "hprof_web.h"
@@ -161,47 +157,6 @@ static bool hprof_cpu_drain_stop;
 
 /* ---- the signal handler ---- */
 
-static uintptr_t interrupted_pc(const ucontext_t *uc)
-{
-#if defined(__x86_64__)
-    return (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
-#else
-    return (uintptr_t)uc->uc_mcontext.pc;
-#endif
-}
-
-/* Walk from an initialised cursor. exact: the cursor's first IP is an interrupted PC (a signal
- * frame), not a return address. Async-signal-safe. */
-static int walk(unw_cursor_t *cursor, int exact, uintptr_t *pcs)
-{
-    int depth = 0;
-    do {
-        unw_word_t ip;
-        if (unw_get_reg(cursor, UNW_REG_IP, &ip) < 0 || ip == 0)
-            break;
-        if (unw_is_signal_frame(cursor) > 0) {
-            exact = 1; /* the trampoline: the next frame was interrupted, not calling */
-            continue;
-        }
-        pcs[depth++] = exact ? (uintptr_t)ip : (uintptr_t)ip - 1;
-        exact = 0;
-    } while (depth < HPROF_MAX_DEPTH && unw_step(cursor) > 0);
-    return depth;
-}
-
-static int capture(ucontext_t *uc, uintptr_t *pcs)
-{
-    unw_cursor_t cursor;
-    int depth = 0;
-    if (unw_init_local2(&cursor, (unw_context_t *)uc, UNW_INIT_SIGNAL_FRAME) == 0)
-        depth = walk(&cursor, 1, pcs);
-    if (depth == 0) { /* no unwind information at all: keep at least where we were */
-        pcs[0] = interrupted_pc(uc);
-        depth = 1;
-    }
-    return depth;
-}
-
 static void on_sigprof(int sig, siginfo_t *info, void *uc)
 {
     (void)sig;
@@ -225,22 +180,12 @@ static void on_sigprof(int sig, siginfo_t *info, void *uc)
     } while (!atomic_compare_exchange_weak_explicit(&ring->head, &pos, pos + 1,
                                                     memory_order_relaxed, memory_order_relaxed));
     struct cpu_record *r = &ring->rec[pos & (HPROF_CPU_RING_RECORDS - 1)];
-    r->depth = (uint32_t)capture(uc, r->pcs);
+    r->depth = (uint32_t)hprof_unwind_signal(uc, r->pcs);
     atomic_store_explicit(&r->seq, pos + 1, memory_order_release);
     atomic_fetch_add_explicit(&hprof_cpu_samples, 1, memory_order_relaxed);
 out:
     atomic_fetch_sub(&hprof_cpu_active, 1);
     errno = saved_errno;
-}
-
-/* First use of libunwind initialises it (locks, mmap'd caches): do it here, not in a handler. */
-static void prewarm(void)
-{
-    unw_context_t uc;
-    unw_cursor_t cursor;
-    uintptr_t pcs[HPROF_MAX_DEPTH];
-    if (unw_getcontext(&uc) == 0 && unw_init_local(&cursor, &uc) == 0)
-        (void)walk(&cursor, 0, pcs);
 }
 
 /* ---- the aggregate (drain side; inside hprof_internal_enter/exit) ---- */
@@ -569,7 +514,7 @@ int hprof_cpu_start(int hz)
     }
 
     hprof_internal_enter();
-    prewarm();
+    hprof_unwind_prewarm(); /* never let libunwind's first use be a handler */
     g.ring = calloc(1, sizeof(*g.ring));
     hprof_internal_exit();
     if (g.ring == NULL) {

@@ -58,11 +58,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
-#include <ucontext.h>
 #include <unistd.h>
-
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
 
 #include "pcodec.h"
 
@@ -92,33 +88,6 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 /* ---- the handler ---- */
 
-static uintptr_t interrupted_pc(const ucontext_t *uc)
-{
-#if defined(__x86_64__)
-    return (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
-#else
-    return (uintptr_t)uc->uc_mcontext.pc;
-#endif
-}
-
-/* Walk from an initialised cursor; exact: its first IP is an interrupted PC. */
-static int walk(unw_cursor_t *cursor, int exact, uintptr_t *pcs)
-{
-    int depth = 0;
-    do {
-        unw_word_t ip;
-        if (unw_get_reg(cursor, UNW_REG_IP, &ip) < 0 || ip == 0)
-            break;
-        if (unw_is_signal_frame(cursor) > 0) {
-            exact = 1; /* a trampoline: the frame above it was interrupted, not calling */
-            continue;
-        }
-        pcs[depth++] = exact ? (uintptr_t)ip : (uintptr_t)ip - 1;
-        exact = 0;
-    } while (depth < HPROF_MAX_DEPTH && unw_step(cursor) > 0);
-    return depth;
-}
-
 static void on_signal(int sig, siginfo_t *info, void *uc)
 {
     (void)sig;
@@ -133,14 +102,7 @@ static void on_signal(int sig, siginfo_t *info, void *uc)
             int expected = SLOT_PENDING;
             if (s->tid != self || !atomic_compare_exchange_strong(&s->state, &expected, SLOT_BUSY))
                 continue;
-            unw_cursor_t cursor;
-            s->depth = 0;
-            if (unw_init_local2(&cursor, (unw_context_t *)uc, UNW_INIT_SIGNAL_FRAME) == 0)
-                s->depth = walk(&cursor, 1, s->pcs);
-            if (s->depth == 0) {
-                s->pcs[0] = interrupted_pc(uc);
-                s->depth = 1;
-            }
+            s->depth = hprof_unwind_signal(uc, s->pcs);
             atomic_store(&s->state, SLOT_DONE);
             sem_post(&c->answered);
             break;
@@ -179,12 +141,7 @@ static int install(void)
         errno = EBUSY;
         return -1;
     }
-    /* libunwind initialises itself (locks, caches) on first use: never let that be a handler. */
-    unw_context_t uc;
-    unw_cursor_t cursor;
-    uintptr_t pcs[HPROF_MAX_DEPTH];
-    if (unw_getcontext(&uc) == 0 && unw_init_local(&cursor, &uc) == 0)
-        (void)walk(&cursor, 0, pcs);
+    hprof_unwind_prewarm(); /* never let libunwind's first use be a handler */
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_sigaction = on_signal;

@@ -1,0 +1,66 @@
+/*
+ * hprof_unwind: the stack of code a signal interrupted, for the handlers of the CPU profile
+ * (SIGPROF) and of the threads profile (SIGURG).
+ *
+ * The walk starts from the handler's ucontext (unw_init_local2 with UNW_INIT_SIGNAL_FRAME), so
+ * neither the handler nor the signal trampoline appears in a stack. The first frame, and any
+ * frame just above a nested signal trampoline, is an interrupted PC and is kept as is; every
+ * other frame is a return address, kept as return address - 1 (inside the call). libunwind's
+ * local unwinding with unw_init_local2/unw_step is async-signal-safe once libunwind has
+ * initialised itself, which hprof_unwind_prewarm does outside any handler. unw_backtrace is
+ * not used here: its per-thread cache may calloc on a thread's first use.
+ */
+#include "hprof_output.h"
+
+#define UNW_LOCAL_ONLY /* this process's own stacks: the fast local unwinder */
+#include <libunwind.h>
+#include <ucontext.h>
+
+static uintptr_t interrupted_pc(const ucontext_t *uc)
+{
+#if defined(__x86_64__)
+    return (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+#else
+    return (uintptr_t)uc->uc_mcontext.pc;
+#endif
+}
+
+/* Walk from an initialised cursor. exact: the cursor's first IP is an interrupted PC. */
+static int walk(unw_cursor_t *cursor, int exact, uintptr_t *pcs)
+{
+    int depth = 0;
+    do {
+        unw_word_t ip;
+        if (unw_get_reg(cursor, UNW_REG_IP, &ip) < 0 || ip == 0)
+            break;
+        if (unw_is_signal_frame(cursor) > 0) {
+            exact = 1; /* a trampoline: the frame above it was interrupted, not calling */
+            continue;
+        }
+        pcs[depth++] = exact ? (uintptr_t)ip : (uintptr_t)ip - 1;
+        exact = 0;
+    } while (depth < HPROF_MAX_DEPTH && unw_step(cursor) > 0);
+    return depth;
+}
+
+int hprof_unwind_signal(void *ucontext, uintptr_t *pcs)
+{
+    unw_cursor_t cursor;
+    int depth = 0;
+    if (unw_init_local2(&cursor, (unw_context_t *)ucontext, UNW_INIT_SIGNAL_FRAME) == 0)
+        depth = walk(&cursor, 1, pcs);
+    if (depth == 0) { /* no unwind information at all: keep at least where it was */
+        pcs[0] = interrupted_pc(ucontext);
+        depth = 1;
+    }
+    return depth;
+}
+
+void hprof_unwind_prewarm(void)
+{
+    unw_context_t uc;
+    unw_cursor_t cursor;
+    uintptr_t pcs[HPROF_MAX_DEPTH];
+    if (unw_getcontext(&uc) == 0 && unw_init_local(&cursor, &uc) == 0)
+        (void)walk(&cursor, 0, pcs);
+}
