@@ -57,8 +57,45 @@ rps_table() {
     echo
 }
 
+# cpu: leaky's req/s while a CPU profile runs (SIGPROF at 100 Hz on every thread) vs not, the
+# two interleaved within each round. The profile outlasts the load by a second, so what is
+# measured is the sampling; encoding the profile (once, at the end) is timed by "pprof".
+bench_cpu() {
+    local round mode rps seconds
+    seconds=$(($(lc_duration_s "$DURATION") + 1))
+    for round in $(seq "$ROUNDS"); do
+        for mode in off on; do
+            lc_start_server SRV "$bin/leaky" --threads 1
+            local curl_pid=""
+            if [ "$mode" = on ]; then
+                curl -s -o "$LC_TMP/cpu.pb.gz" --max-time 60 \
+                    "$SRV_DEBUG_URL/debug/pprof/profile?seconds=$seconds" &
+                curl_pid=$!
+            fi
+            rps=$(wrk_rps "$SRV_URL/process" 32)
+            [ -z "$curl_pid" ] || wait "$curl_pid" || lc_fail "the CPU profile request failed"
+            lc_stop_server SRV
+            echo "$rps" >>"$LC_TMP/cpu-$mode"
+            echo "  round $round cpu profile $mode: $rps req/s" >&2
+        done
+    done
+    local off on
+    off=$(median <"$LC_TMP/cpu-off")
+    on=$(median <"$LC_TMP/cpu-on")
+    echo "### cpu: leaky req/s with a CPU profile running, wrk -t1 -c32 -d$DURATION, median of $ROUNDS"
+    echo
+    echo "| leaky | req/s | ratio |"
+    echo "|---|---:|---:|"
+    echo "| no CPU profile | $off | 1.000 |"
+    echo "| /debug/pprof/profile?seconds=$seconds running (100 Hz) | $on | $(awk -v a="$on" -v b="$off" 'BEGIN {printf "%.3f", a/b}') |"
+    echo
+}
+
+# lc_duration_s 10s -> 10 (whole seconds, for the durations this script takes)
+lc_duration_s() { echo "${1%s}"; }
+
 sections=("$@")
-[ ${#sections[@]} -eq 0 ] && sections=(service profiler malloc pprof fixed loadgen)
+[ ${#sections[@]} -eq 0 ] && sections=(service profiler cpu malloc pprof fixed loadgen)
 echo "## $(date -u +%Y-%m-%d) on $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo
 for section in "${sections[@]}"; do
@@ -71,10 +108,11 @@ for section in "${sections[@]}"; do
         rps_table "profiler: its cost on leaky" "leaky, HEAPPROF_RATE=0:leaky:0" \
             "leaky, default rate (524288):leaky:524288"
         ;;
+    cpu) bench_cpu ;;
     malloc) "$LC_ROOT/bench/bench_malloc.sh" "$build_dir" "$((ROUNDS * 2 + 1))" ;;
     pprof) "$bin/bench_pprof" --runs 11 ;;
     fixed) "$LC_ROOT/bench/fixed_bench.sh" "$bin" ;;
     loadgen) "$LC_ROOT/bench/loadgen_bench.sh" "$bin" ;;
-    *) lc_fail "unknown section '$section' (have: service profiler malloc pprof fixed loadgen)" ;;
+    *) lc_fail "unknown section '$section' (have: service profiler cpu malloc pprof fixed loadgen)" ;;
     esac
 done
