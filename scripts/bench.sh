@@ -27,32 +27,36 @@ wrk_rps() {
 }
 
 # rps_table TITLE NAME:PROGRAM:HEAPPROF_RATE...: req/s of each server under wrk -t1 -c32, the
-# servers interleaved within each round; the first is the baseline of the ratios. Servers get one
-# event loop (--threads 1) so that server and wrk each have one of the two cores.
+# servers interleaved within each round; the first is the baseline. The ratio column is the
+# median of the per-round ratios (each against the baseline of its own round, so a slow spell
+# of the shared machine hits both sides), which is steadier than the ratio of the medians.
+# Servers get one event loop (--threads 1) so that server and wrk each have one of the cores.
 rps_table() {
-    local title=$1 round spec name program rate rps
+    local title=$1 round spec name program rate rps base
     shift
     for round in $(seq "$ROUNDS"); do
+        base=""
         for spec in "$@"; do
             IFS=: read -r name program rate <<<"$spec"
             HEAPPROF_RATE=$rate lc_start_server SRV "$bin/$program" --threads 1
             rps=$(wrk_rps "$SRV_URL/process" 32)
             lc_stop_server SRV
+            [ -n "$base" ] || base=$rps
             echo "$rps" >>"$LC_TMP/rps-$name"
+            awk -v a="$rps" -v b="$base" 'BEGIN {print a/b}' >>"$LC_TMP/ratio-$name"
             echo "  round $round $name: $rps req/s" >&2
         done
     done
-    local base=""
-    echo "### $title: /process req/s, wrk -t1 -c32 -d$DURATION, --threads 1, median of $ROUNDS"
+    echo "### $title: /process req/s, wrk -t1 -c32 -d$DURATION, --threads 1, $ROUNDS rounds"
     echo
-    echo "| server | req/s | ratio |"
-    echo "|---|---:|---:|"
+    echo "| server | median req/s | median ratio per round | ratios |"
+    echo "|---|---:|---:|---|"
     for spec in "$@"; do
         IFS=: read -r name program rate <<<"$spec"
-        rps=$(median <"$LC_TMP/rps-$name")
-        [ -n "$base" ] || base=$rps
-        echo "| $name | $rps | $(awk -v a="$rps" -v b="$base" 'BEGIN {printf "%.3f", a/b}') |"
-        rm -f "$LC_TMP/rps-$name"
+        printf '| %s | %s | %.3f | %s |\n' "$name" "$(median <"$LC_TMP/rps-$name")" \
+            "$(median <"$LC_TMP/ratio-$name")" \
+            "$(awk '{printf "%s%.2f", (NR > 1 ? " " : ""), $1}' "$LC_TMP/ratio-$name")"
+        rm -f "$LC_TMP/rps-$name" "$LC_TMP/ratio-$name"
     done
     echo
 }
