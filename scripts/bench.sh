@@ -4,7 +4,7 @@
 # ROUNDS runs, and every ratio is against a baseline measured in the same invocation,
 # interleaved with it, because these machines are shared and noisy.
 #   scripts/bench.sh [SECTION ...]      ROUNDS=3 DURATION=10s
-# Sections: service (leaky vs a null store), profiler (leaky with the profiler at the default
+# Sections: rss (leaky's RSS per request), service (leaky vs a null store), profiler (leaky with the profiler at the default
 # rate vs off), malloc (ns per malloc+free pair vs glibc, heaptrack, jemalloc, gperftools),
 # pprof (time to encode and serve a profile), fixed (sweep cost, p99 under sweeps, peak in-use
 # vs the bound), loadgen (--rate max vs wrk, rate accuracy, a stalled server).
@@ -61,6 +61,25 @@ rps_table() {
     echo
 }
 
+# rss: what the leak costs in memory: leaky's RSS before and after a 3 s wrk -t1 -c16 run,
+# per request served, and that SIGTERM still stops it cleanly (exit 0).
+bench_rss() {
+    lc_start_server SRV "$bin/leaky" --threads 1
+    local before after requests
+    before=$(awk '/^VmRSS:/ {print $2 * 1024}' "/proc/$SRV_PID/status")
+    wrk -t1 -c16 -d3s "$SRV_URL/process" >/dev/null
+    after=$(awk '/^VmRSS:/ {print $2 * 1024}' "/proc/$SRV_PID/status")
+    lc_stop_server SRV
+    requests=$(sed -n 's/.*stopped after \([0-9]*\) requests.*/\1/p' "$SRV_ERR")
+    echo "### rss: leaky under wrk -t1 -c16 -d3s"
+    echo
+    echo "| requests | RSS before | RSS after | RSS growth per request | exit status on SIGTERM |"
+    echo "|---:|---:|---:|---:|---:|"
+    echo "| $requests | $((before / 1024)) KiB | $((after / 1024)) KiB |" \
+        "$(((after - before) / requests)) bytes | $SRV_STATUS |"
+    echo
+}
+
 # cpu: leaky's req/s while a CPU profile runs (SIGPROF at 100 Hz on every thread) vs not, the
 # two interleaved within each round. The profile outlasts the load by a second, so what is
 # measured is the sampling; encoding the profile (once, at the end) is timed by "pprof".
@@ -99,7 +118,7 @@ bench_cpu() {
 lc_duration_s() { echo "${1%s}"; }
 
 sections=("$@")
-[ ${#sections[@]} -eq 0 ] && sections=(service profiler cpu malloc pprof fixed loadgen)
+[ ${#sections[@]} -eq 0 ] && sections=(rss service profiler cpu malloc pprof fixed loadgen)
 echo "## $(date -u +%Y-%m-%d) on $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo
 for section in "${sections[@]}"; do
@@ -112,11 +131,12 @@ for section in "${sections[@]}"; do
         rps_table "profiler: its cost on leaky" "leaky, HEAPPROF_RATE=0:leaky:0" \
             "leaky, default rate (524288):leaky:524288"
         ;;
+    rss) bench_rss ;;
     cpu) bench_cpu ;;
     malloc) "$LC_ROOT/bench/bench_malloc.sh" "$build_dir" "$((ROUNDS * 2 + 1))" ;;
     pprof) "$bin/bench_pprof" --runs 11 ;;
     fixed) "$LC_ROOT/bench/fixed_bench.sh" "$bin" ;;
     loadgen) "$LC_ROOT/bench/loadgen_bench.sh" "$bin" ;;
-    *) lc_fail "unknown section '$section' (have: service profiler cpu malloc pprof fixed loadgen)" ;;
+    *) lc_fail "unknown section '$section' (have: rss service profiler cpu malloc pprof fixed loadgen)" ;;
     esac
 done
