@@ -40,9 +40,9 @@ struct hprof_totals {
     uint64_t rate;
     double inuse_bytes, inuse_objects;
     double alloc_bytes, alloc_objects;
-    uint64_t samples_live;     /* sampled blocks not yet freed */
-    uint64_t buckets;          /* distinct (stack, size) pairs */
-    uint64_t overhead_bytes;   /* the profiler's own allocations (tables, symbols, encoders) */
+    uint64_t samples_live;   /* sampled blocks not yet freed */
+    uint64_t buckets;        /* distinct (stack, size) pairs */
+    uint64_t overhead_bytes; /* the profiler's own allocations (tables, symbols, encoders) */
 };
 
 /* Current totals. */

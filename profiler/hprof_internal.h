@@ -31,7 +31,7 @@
  * 1 / (1 - exp(-size / rate)); these are sums of those weights (objects) and weight * size
  * (bytes). At rate 1 every allocation is recorded with weight 1, so the values are exact. */
 struct hprof_bucket {
-    uint64_t size; /* bytes requested by each allocation of this bucket */
+    uint64_t size;                     /* bytes requested by each allocation of this bucket */
     double alloc_objects, alloc_bytes; /* since start: every sampled allocation */
     double inuse_objects, inuse_bytes; /* still live: allocations minus frees */
     int depth;                         /* frames in pcs */

@@ -110,7 +110,7 @@ static void test_profile_allocations_are_internal(void **state)
     hprof_sym_reset(); /* a cold symbolizer: libdw opens and reads every module */
     outside = inside = 0;
     watching = 1;
-    int rc_fd = hprof_write_profile_fd(fd, HPROF_HEAP);   /* cold */
+    int rc_fd = hprof_write_profile_fd(fd, HPROF_HEAP);         /* cold */
     int rc_path = hprof_write_profile_path(path, HPROF_ALLOCS); /* warm */
     uint8_t *buf = NULL;
     size_t len = 0;

@@ -684,9 +684,9 @@ static void test_http(void **state)
     free(r.body);
 
     /* Bad parameters, as Go's handler refuses them (tests/profiler_http covers the rest). */
-    static const char *const bad[] = {"/debug/pprof/heap?seconds=abc", "/debug/pprof/heap?seconds=0",
-                                      "/debug/pprof/allocs?x&debug=2&seconds=1",
-                                      "/debug/pprof/heap?seconds=301"};
+    static const char *const bad[] = {
+        "/debug/pprof/heap?seconds=abc", "/debug/pprof/heap?seconds=0",
+        "/debug/pprof/allocs?x&debug=2&seconds=1", "/debug/pprof/heap?seconds=301"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         http_get(s.port, bad[i], &r);
         assert_int_equal(r.status, 400);
