@@ -46,8 +46,10 @@ if ! (cd "$work" && timeout 300 bash "$LC_TMP/session.sh" >"$LC_TMP/out" 2>&1); 
 fi
 
 # What the walk-through promises a reader sees.
-grep -q '^verdict: LEAK' "$LC_TMP/out" || lc_fail "the leaky walk-through did not end in LEAK"
-grep -q '^verdict: BOUNDED' "$LC_TMP/out" || lc_fail "the fixed walk-through did not end BOUNDED"
+grep -q '^verdict: LEAK' "$LC_TMP/out" ||
+    lc_fail "the leaky walk-through did not end in LEAK: $(grep '^verdict:' "$LC_TMP/out")"
+grep -q '^verdict: BOUNDED' "$LC_TMP/out" ||
+    lc_fail "the fixed walk-through did not end BOUNDED: $(grep '^verdict:' "$LC_TMP/out")"
 grep -Eq '^ +[0-9.]+[kMG]?B .* store_put$' "$LC_TMP/out" || lc_fail "pprof -top does not show store_put"
 grep -q 'leaky: stopped after .* requests; the store held' "$LC_TMP/out" ||
     lc_fail "leaky did not exit cleanly"

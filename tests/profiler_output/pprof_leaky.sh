@@ -18,6 +18,7 @@ mkdir -p "$HOME"
 cd "$dir"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
+: >"$dir/out" # exists before the first poll below, so grep -c always prints a number
 HEAPPROF_RATE=4096 "$leaky" --listen 127.0.0.1:0 --debug-listen 127.0.0.1:0 --threads 2 \
     >"$dir/out" 2>"$dir/err" &
 pid=$!
