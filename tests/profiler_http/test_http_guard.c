@@ -19,82 +19,8 @@
 #include <string.h>
 
 #include "fake_collect.h"
+#include "guard_malloc.h"
 #include "hprof_web.h"
-
-extern void *__libc_malloc(size_t size);
-extern void *__libc_calloc(size_t n, size_t size);
-extern void *__libc_realloc(void *ptr, size_t size);
-extern void *__libc_memalign(size_t align, size_t size);
-extern void __libc_free(void *ptr);
-
-static __thread int watching;
-static __thread unsigned long outside, inside;
-
-static void note(void)
-{
-    if (!watching)
-        return;
-    if (fake_collect_depth() > 0)
-        inside++;
-    else
-        outside++;
-}
-
-void *malloc(size_t size)
-{
-    note();
-    return __libc_malloc(size);
-}
-
-void *calloc(size_t n, size_t size)
-{
-    note();
-    return __libc_calloc(n, size);
-}
-
-void *realloc(void *ptr, size_t size)
-{
-    note();
-    return __libc_realloc(ptr, size);
-}
-
-void *reallocarray(void *ptr, size_t n, size_t size)
-{
-    if (size != 0 && n > (size_t)-1 / size) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    return realloc(ptr, n * size);
-}
-
-void free(void *ptr)
-{
-    if (ptr != NULL)
-        note();
-    __libc_free(ptr);
-}
-
-int posix_memalign(void **out, size_t align, size_t size)
-{
-    note();
-    void *p = __libc_memalign(align, size);
-    if (p == NULL)
-        return ENOMEM;
-    *out = p;
-    return 0;
-}
-
-void *aligned_alloc(size_t align, size_t size)
-{
-    note();
-    return __libc_memalign(align, size);
-}
-
-void *memalign(size_t align, size_t size)
-{
-    note();
-    return __libc_memalign(align, size);
-}
 
 static struct fake_stack a, b, c;
 static struct hprof_bucket buckets[6];
@@ -112,8 +38,8 @@ static void test_debug_surface_allocations_are_internal(void **state)
     uint8_t *gz = NULL, *tgz = NULL;
     size_t len = 0, tlen = 0;
     hprof_sym_reset(); /* cold: libdw opens every module */
-    outside = inside = 0;
-    watching = 1;
+    guard_outside = guard_inside = 0;
+    guard_watching = 1;
     int rc_text = hprof_text_heap(&snap, out[0]);
     int rc_delta = hprof_snapshot_delta(&half, &snap, &diff);
     int rc_encode = hprof_pprof_encode(&diff, HPROF_HEAP, NULL, 1, &gz, &len);
@@ -130,7 +56,7 @@ static void test_debug_surface_allocations_are_internal(void **state)
     int rc_json = hprof_stats_write(out[3], HPROF_STATS_JSON);
     int rc_prom = hprof_stats_write(out[4], HPROF_STATS_PROMETHEUS);
     int rc_comments = hprof_stats_write(out[5], HPROF_STATS_COMMENTS);
-    watching = 0;
+    guard_watching = 0;
     assert_int_equal(rc_text, 0);
     assert_int_equal(rc_delta, 0);
     assert_int_equal(rc_encode, 0);
@@ -147,8 +73,8 @@ static void test_debug_surface_allocations_are_internal(void **state)
         assert_true(evbuffer_get_length(out[i]) > 0);
         evbuffer_free(out[i]);
     }
-    assert_true(inside > 100); /* the interposition works: libdw alone allocates plenty */
-    assert_int_equal(outside, 0);
+    assert_true(guard_inside > 100); /* the interposition works: libdw alone allocates plenty */
+    assert_int_equal(guard_outside, 0);
     assert_int_equal(fake_collect_depth(), 0);
 }
 

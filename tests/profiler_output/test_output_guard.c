@@ -20,82 +20,8 @@
 #include <unistd.h>
 
 #include "fake_collect.h"
+#include "guard_malloc.h"
 #include "hprof_output.h"
-
-extern void *__libc_malloc(size_t size);
-extern void *__libc_calloc(size_t n, size_t size);
-extern void *__libc_realloc(void *ptr, size_t size);
-extern void *__libc_memalign(size_t align, size_t size);
-extern void __libc_free(void *ptr);
-
-static __thread int watching;
-static __thread unsigned long outside, inside;
-
-static void note(void)
-{
-    if (!watching)
-        return;
-    if (fake_collect_depth() > 0)
-        inside++;
-    else
-        outside++;
-}
-
-void *malloc(size_t size)
-{
-    note();
-    return __libc_malloc(size);
-}
-
-void *calloc(size_t n, size_t size)
-{
-    note();
-    return __libc_calloc(n, size);
-}
-
-void *realloc(void *ptr, size_t size)
-{
-    note();
-    return __libc_realloc(ptr, size);
-}
-
-void *reallocarray(void *ptr, size_t n, size_t size)
-{
-    if (size != 0 && n > (size_t)-1 / size) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    return realloc(ptr, n * size);
-}
-
-void free(void *ptr)
-{
-    if (ptr != NULL)
-        note();
-    __libc_free(ptr);
-}
-
-int posix_memalign(void **out, size_t align, size_t size)
-{
-    note();
-    void *p = __libc_memalign(align, size);
-    if (p == NULL)
-        return ENOMEM;
-    *out = p;
-    return 0;
-}
-
-void *aligned_alloc(size_t align, size_t size)
-{
-    note();
-    return __libc_memalign(align, size);
-}
-
-void *memalign(size_t align, size_t size)
-{
-    note();
-    return __libc_memalign(align, size);
-}
 
 static struct fake_stack a, b, c;
 static struct hprof_bucket buckets[6];
@@ -108,22 +34,22 @@ static void test_profile_allocations_are_internal(void **state)
     int fd = mkstemp(path);
     assert_true(fd >= 0);
     hprof_sym_reset(); /* a cold symbolizer: libdw opens and reads every module */
-    outside = inside = 0;
-    watching = 1;
+    guard_outside = guard_inside = 0;
+    guard_watching = 1;
     int rc_fd = hprof_write_profile_fd(fd, HPROF_HEAP);         /* cold */
     int rc_path = hprof_write_profile_path(path, HPROF_ALLOCS); /* warm */
     uint8_t *buf = NULL;
     size_t len = 0;
     int rc_take = hprof_pprof_take(HPROF_HEAP, &buf, &len);
     hprof_output_free(buf);
-    watching = 0;
+    guard_watching = 0;
     close(fd);
     unlink(path);
     assert_int_equal(rc_fd, 0);
     assert_int_equal(rc_path, 0);
     assert_int_equal(rc_take, 0);
-    assert_true(inside > 100); /* the interposition works: libdw alone allocates plenty */
-    assert_int_equal(outside, 0);
+    assert_true(guard_inside > 100); /* the interposition works: libdw alone allocates plenty */
+    assert_int_equal(guard_outside, 0);
     assert_int_equal(fake_collect_depth(), 0);
 }
 
