@@ -575,17 +575,6 @@ out:
     return rc;
 }
 
-/* The index of s in a string table being extended: an existing entry, or a new one appended
- * (table has room). */
-static int64_t string_index(char **table, size_t *n, const char *s)
-{
-    for (size_t i = 0; i < *n; i++)
-        if (strcmp(table[i], s) == 0)
-            return (int64_t)i;
-    table[*n] = (char *)s;
-    return (int64_t)(*n)++;
-}
-
 /* Encode the aggregate as Go's CPU profile. Inside hprof_internal_enter/exit. */
 static int encode(const struct cpu_agg *agg, int64_t period_ns, int64_t duration_ns,
                   uint64_t dropped, uint8_t **gz, size_t *len)
@@ -638,10 +627,10 @@ static int encode(const struct cpu_agg *agg, int64_t period_ns, int64_t duration
         perftools__profiles__value_type__init(&types[i]);
     perftools__profiles__value_type__init(&period_type);
     /* Go's order (runtime/pprof's profileBuilder): samples/count, cpu/nanoseconds. */
-    types[0].type = string_index(strings, &n_strings, "samples");
-    types[0].unit = string_index(strings, &n_strings, "count");
-    types[1].type = string_index(strings, &n_strings, "cpu");
-    types[1].unit = string_index(strings, &n_strings, "nanoseconds");
+    types[0].type = hprof_pprof_string_index(strings, &n_strings, "samples");
+    types[0].unit = hprof_pprof_string_index(strings, &n_strings, "count");
+    types[1].type = hprof_pprof_string_index(strings, &n_strings, "cpu");
+    types[1].unit = hprof_pprof_string_index(strings, &n_strings, "nanoseconds");
     period_type = types[1];
     p.n_sample_type = 2;
     p.sample_type = type_ptrs;
@@ -653,7 +642,7 @@ static int encode(const struct cpu_agg *agg, int64_t period_ns, int64_t duration
     if (dropped > 0) {
         snprintf(comment, sizeof(comment), "%llu samples dropped: the sample ring was full",
                  (unsigned long long)dropped);
-        comment_id = string_index(strings, &n_strings, comment);
+        comment_id = hprof_pprof_string_index(strings, &n_strings, comment);
         p.n_comment = 1;
         p.comment = &comment_id;
     }
@@ -672,12 +661,7 @@ static int encode(const struct cpu_agg *agg, int64_t period_ns, int64_t duration
     }
     p.n_sample = agg->n;
     p.sample = sample_ptrs;
-    p.n_mapping = h->n_mapping;
-    p.mapping = h->mapping;
-    p.n_location = h->n_location;
-    p.location = h->location;
-    p.n_function = h->n_function;
-    p.function = h->function;
+    hprof_pprof_borrow_symbols(&p, h);
     p.n_string_table = n_strings;
     p.string_table = strings;
     rc = pcodec_encode_gzip(&p, gz, len);

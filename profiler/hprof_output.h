@@ -23,6 +23,7 @@
 
 #include "heapprof.h"
 #include "hprof_internal.h"
+#include "pcodec.h"
 
 #define HPROF_BUILD_ID_MAX 64 /* bytes: longest GNU build-id we keep (SHA-1 is 20) */
 
@@ -111,6 +112,13 @@ void hprof_sym_reset(void);
 int hprof_pprof_encode(const struct hprof_snapshot *snapshot, enum hprof_kind kind,
                        const struct hprof_maps *maps, int symbolize, uint8_t **out,
                        size_t *out_len);
+
+/* For profiles other than the heap (CPU, threads), which are built by encoding a heap-shaped
+ * profile and re-encoding it with their own sample types: the index of s in a string table being
+ * extended (the table has room for it), and the shape's mappings, locations and functions lent
+ * to the new profile (owned by src). */
+int64_t hprof_pprof_string_index(char **table, size_t *n, const char *s);
+void hprof_pprof_borrow_symbols(pcodec_profile *dst, const pcodec_profile *src);
 
 /* Take a snapshot and encode it (what the endpoints and files serve). */
 int hprof_pprof_take(enum hprof_kind kind, uint8_t **out, size_t *out_len);

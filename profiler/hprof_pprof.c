@@ -546,6 +546,25 @@ int hprof_pprof_encode(const struct hprof_snapshot *snapshot, enum hprof_kind ki
     return rc;
 }
 
+int64_t hprof_pprof_string_index(char **table, size_t *n, const char *s)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp(table[i], s) == 0)
+            return (int64_t)i;
+    table[*n] = (char *)s;
+    return (int64_t)(*n)++;
+}
+
+void hprof_pprof_borrow_symbols(pcodec_profile *dst, const pcodec_profile *src)
+{
+    dst->n_mapping = src->n_mapping;
+    dst->mapping = src->mapping;
+    dst->n_location = src->n_location;
+    dst->location = src->location;
+    dst->n_function = src->n_function;
+    dst->function = src->function;
+}
+
 int hprof_pprof_take(enum hprof_kind kind, uint8_t **out, size_t *out_len)
 {
     struct hprof_snapshot snap;

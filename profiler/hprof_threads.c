@@ -418,16 +418,6 @@ static struct group *group_threads(const struct hprof_threads *t, size_t *n_out)
 
 /* ---- pprof ---- */
 
-/* The index of s in a string table being extended (it has room). */
-static int64_t string_index(char **table, size_t *n, const char *s)
-{
-    for (size_t i = 0; i < *n; i++)
-        if (strcmp(table[i], s) == 0)
-            return (int64_t)i;
-    table[*n] = (char *)s;
-    return (int64_t)(*n)++;
-}
-
 int hprof_threads_encode(const struct hprof_threads *t, uint8_t **gz, size_t *len)
 {
     hprof_internal_enter();
@@ -485,14 +475,14 @@ int hprof_threads_encode(const struct hprof_threads *t, uint8_t **gz, size_t *le
     Perftools__Profiles__ValueType type;
     Perftools__Profiles__ValueType *type_ptr = &type;
     perftools__profiles__value_type__init(&type);
-    type.type = string_index(strings, &n_strings, "threads");
-    type.unit = string_index(strings, &n_strings, "count");
+    type.type = hprof_pprof_string_index(strings, &n_strings, "threads");
+    type.unit = hprof_pprof_string_index(strings, &n_strings, "count");
     p.n_sample_type = 1;
     p.sample_type = &type_ptr;
     p.period_type = &type;
     p.period = 1;
     p.time_nanos = t->time_ns;
-    int64_t label_key = string_index(strings, &n_strings, "thread");
+    int64_t label_key = hprof_pprof_string_index(strings, &n_strings, "thread");
     for (size_t i = 0; i < n_groups; i++) {
         const Perftools__Profiles__Sample *hs = h->sample[i];
         Perftools__Profiles__Sample *s = &samples[i];
@@ -504,7 +494,7 @@ int hprof_threads_encode(const struct hprof_threads *t, uint8_t **gz, size_t *le
         s->location_id = hs->location_id;
         perftools__profiles__label__init(&labels[i]);
         labels[i].key = label_key;
-        labels[i].str = string_index(strings, &n_strings, groups[i].first->name);
+        labels[i].str = hprof_pprof_string_index(strings, &n_strings, groups[i].first->name);
         label_ptrs[i] = &labels[i];
         s->n_label = 1;
         s->label = &label_ptrs[i];
@@ -519,25 +509,21 @@ int hprof_threads_encode(const struct hprof_threads *t, uint8_t **gz, size_t *le
                  status_text(t->v[i].status));
         if ((comments_text[n_comments] = strdup(line)) == NULL)
             goto out;
-        comments[n_comments] = string_index(strings, &n_strings, comments_text[n_comments]);
+        comments[n_comments] =
+            hprof_pprof_string_index(strings, &n_strings, comments_text[n_comments]);
         n_comments++;
     }
     char more[96];
     if (t->n_listed > t->n) {
         snprintf(more, sizeof(more), "%zu more threads not captured (at most %d)",
                  t->n_listed - t->n, HPROF_THREADS_MAX);
-        comments[n_comments++] = string_index(strings, &n_strings, more);
+        comments[n_comments++] = hprof_pprof_string_index(strings, &n_strings, more);
     }
     p.n_comment = n_comments;
     p.comment = comments;
     p.n_sample = n_groups;
     p.sample = sample_ptrs;
-    p.n_mapping = h->n_mapping;
-    p.mapping = h->mapping;
-    p.n_location = h->n_location;
-    p.location = h->location;
-    p.n_function = h->n_function;
-    p.function = h->function;
+    hprof_pprof_borrow_symbols(&p, h);
     p.n_string_table = n_strings;
     p.string_table = strings;
     rc = pcodec_encode_gzip(&p, gz, len);
