@@ -23,6 +23,7 @@
 
 #include "heapprof.h"
 #include "hprof_internal.h"
+#include "hprof_unwind.h"
 #include "pcodec.h"
 
 #define HPROF_BUILD_ID_MAX 64 /* bytes: longest GNU build-id we keep (SHA-1 is 20) */
@@ -125,11 +126,5 @@ int hprof_pprof_take(enum hprof_kind kind, uint8_t **out, size_t *out_len);
 
 /* Free a buffer of the output half (inside hprof_internal_enter/exit, as it was allocated). */
 void hprof_output_free(void *ptr);
-
-/* hprof_unwind.c: the stack a signal interrupted, from a handler's ucontext (async-signal-safe;
- * interrupted PCs kept as is, return addresses as return address - 1; at least one frame), and
- * libunwind's one-time initialisation, to run before any handler may unwind. */
-int hprof_unwind_signal(void *ucontext, uintptr_t *pcs);
-void hprof_unwind_prewarm(void);
 
 #endif

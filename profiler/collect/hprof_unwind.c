@@ -10,7 +10,7 @@
  * initialised itself, which hprof_unwind_prewarm does outside any handler. unw_backtrace is
  * not used here: its per-thread cache may calloc on a thread's first use.
  */
-#include "hprof_output.h"
+#include "hprof_unwind.h"
 
 #define UNW_LOCAL_ONLY /* this process's own stacks: the fast local unwinder */
 #include <libunwind.h>
