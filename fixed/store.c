@@ -22,11 +22,18 @@
  * is ever removed early (only expires_ns <= now goes, whatever the order), and the only cost is
  * that those few out-of-order entries live one interval longer than the bound says.
  *
+ * --sweep-mode scan is the foil: the janitor most tutorials write, taken literally. It locks the
+ * store, walks the whole table, deletes and frees every expired entry it meets, and unlocks: one
+ * hold of the lock that lasts O(entries held), live ones included, with free() inside it. Every
+ * put that arrives meanwhile waits for the whole pass. It removes the same entries as the batched
+ * sweep (and catches the out-of-order stragglers at once), and exists so that the benchmark and
+ * the mutex profile can show what the batched sweep buys (scripts/bench.sh contention).
+ *
  * After a sweep, --verbose prints one line of its figures on stderr, and --trim calls
  * malloc_trim(0) if the sweep freed anything, so that RSS falls along with the in-use bytes.
  *
  * Lock: `lock` guards `entries` and the counters. It is held for the table insert only; the
- * entry is allocated and filled before the lock is taken. A sweep holds it for at most
+ * entry is allocated and filled before the lock is taken. A batched sweep holds it for at most
  * STORE_SWEEP_BATCH_ENTRIES unlinks at a time and drops it between batches, so a put never waits
  * behind the janitor for more than one batch; the batch is freed outside the lock. `options` and
  * `janitor` are set by store_new and read-only until store_free, which stops the janitor before
@@ -92,7 +99,8 @@ static void sweep_now(void *store)
 
 struct store *store_new(const struct store_options *options)
 {
-    if (options->ttl_ns <= 0 || options->sweep_every_ns < 0) {
+    if (options->ttl_ns <= 0 || options->sweep_every_ns < 0 ||
+        (options->sweep_mode != STORE_SWEEP_BATCHED && options->sweep_mode != STORE_SWEEP_SCAN)) {
         errno = EINVAL;
         return NULL;
     }
@@ -151,12 +159,13 @@ int store_put(struct store *store, uint64_t id, const void *meta, size_t len, in
     return 0;
 }
 
-size_t store_sweep(struct store *store, int64_t now_ns)
+/* The default sweep: from the oldest end, at most one batch per hold, frees outside the lock.
+ * noinline (here and below) so that profiles name the sweep that held the lock. */
+__attribute__((noinline)) static uint64_t sweep_batched(struct store *store, int64_t now_ns,
+                                                        int64_t *longest_hold, uint64_t *holds)
 {
     struct store_entry *batch[STORE_SWEEP_BATCH_ENTRIES];
-    int64_t started = lc_monotonic_ns();
-    int64_t longest_hold = 0;
-    uint64_t expired = 0, batches = 0;
+    uint64_t expired = 0;
     bool more;
     do {
         /* Under the lock: unlink up to one batch from the oldest end, stop at a live entry. */
@@ -182,10 +191,50 @@ size_t store_sweep(struct store *store, int64_t now_ns)
         for (size_t i = 0; i < n; i++)
             free(batch[i]);
         expired += n;
-        batches++;
-        if (hold > longest_hold)
-            longest_hold = hold;
+        (*holds)++;
+        if (hold > *longest_hold)
+            *longest_hold = hold;
     } while (more);
+    return expired;
+}
+
+/* The foil (--sweep-mode scan): the tutorial's janitor, one pass over everything under the lock,
+ * `if now > expiration { delete }` for each entry, free() included. */
+__attribute__((noinline)) static uint64_t sweep_scan(struct store *store, int64_t now_ns,
+                                                     int64_t *longest_hold, uint64_t *holds)
+{
+    uint64_t expired = 0;
+    pthread_mutex_lock(&store->lock);
+    int64_t locked = lc_monotonic_ns();
+    struct store_entry *entry, *tmp;
+    HASH_ITER(hh, store->entries, entry, tmp)
+    {
+        if (is_expired(entry, now_ns)) {
+            HASH_DELETE(hh, store->entries, entry);
+            store->bytes -= sizeof(*entry) + entry->len;
+            free(entry);
+            expired++;
+        }
+    }
+    store->expired_total += expired;
+    store->sweep_batches++;
+    int64_t hold = lc_monotonic_ns() - locked;
+    if (hold > store->max_lock_hold_ns)
+        store->max_lock_hold_ns = hold;
+    pthread_mutex_unlock(&store->lock);
+    *holds = 1;
+    *longest_hold = hold;
+    return expired;
+}
+
+size_t store_sweep(struct store *store, int64_t now_ns)
+{
+    int64_t started = lc_monotonic_ns();
+    int64_t longest_hold = 0;
+    uint64_t batches = 0;
+    uint64_t expired = store->options.sweep_mode == STORE_SWEEP_SCAN
+                           ? sweep_scan(store, now_ns, &longest_hold, &batches)
+                           : sweep_batched(store, now_ns, &longest_hold, &batches);
     int64_t took = lc_monotonic_ns() - started;
 
     pthread_mutex_lock(&store->lock);

@@ -18,11 +18,20 @@
 
 struct store;
 
+/* fixed: how a sweep finds the expired entries. */
+enum store_sweep_mode {
+    STORE_SWEEP_BATCHED =
+        0,            /* pop from the oldest end, in bounded batches, frees outside the lock */
+    STORE_SWEEP_SCAN, /* the tutorial's janitor: one pass over the whole table under the
+                         lock, freeing inside it (kept as the measured foil) */
+};
+
 struct store_options {
     int64_t ttl_ns;         /* fixed: an entry expires this long after its put */
     int64_t sweep_every_ns; /* fixed: janitor period; 0 = no janitor (tests sweep by hand) */
     bool trim;              /* fixed: malloc_trim(0) after a sweep, so RSS falls too */
     bool verbose;           /* fixed: one line on stderr per sweep */
+    enum store_sweep_mode sweep_mode; /* fixed: batched (the default) or scan */
 };
 
 struct store_stats {

@@ -1,8 +1,8 @@
 /*
  * svc_args: the servers' command line. One table of options; the fixed-only ones (--ttl,
- * --sweep-every, --trim, --verbose) exist only when the program was linked with the fixed store,
- * so `leaky --ttl 1s` is an unknown flag, as a user would expect. Every value is checked here,
- * at the edge, with a message that names the flag and what it accepts.
+ * --sweep-every, --sweep-mode, --trim, --verbose) exist only when the program was linked with the
+ * fixed store, so `leaky --ttl 1s` is an unknown flag, as a user would expect. Every value is
+ * checked here, at the edge, with a message that names the flag and what it accepts.
  */
 #include "svc.h"
 
@@ -21,6 +21,7 @@ enum {
     OPT_IDLE_TIMEOUT,
     OPT_TTL,
     OPT_SWEEP_EVERY,
+    OPT_SWEEP_MODE,
     OPT_TRIM,
     OPT_VERBOSE,
 };
@@ -37,6 +38,7 @@ static const struct option common_options[] = {
 static const struct option fixed_options[] = {
     {"ttl", required_argument, NULL, OPT_TTL},
     {"sweep-every", required_argument, NULL, OPT_SWEEP_EVERY},
+    {"sweep-mode", required_argument, NULL, OPT_SWEEP_MODE},
     {"trim", no_argument, NULL, OPT_TRIM},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
 };
@@ -65,6 +67,10 @@ void svc_usage(FILE *out, const char *prog)
         fprintf(out, "  --ttl DURATION            entries expire this long after their request "
                      "(default 60s)\n"
                      "  --sweep-every DURATION    the janitor sweeps this often (default 10s)\n"
+                     "  --sweep-mode batched|scan batched: expired entries only, in short lock "
+                     "holds\n"
+                     "                            (default); scan: the tutorial's full pass under "
+                     "the lock\n"
                      "  --trim                    malloc_trim(0) after each sweep, so RSS falls "
                      "too\n"
                      "  --verbose                 print each sweep's figures on stderr\n");
@@ -153,6 +159,15 @@ enum svc_parse_result svc_parse_args(int argc, char **argv, struct svc_config *c
             if (parse_positive_duration(optarg, &cfg->store.sweep_every_ns) != 0)
                 return fail(err, errlen,
                             "--sweep-every: expected a positive duration (e.g. 10s), got '%s'",
+                            optarg);
+            break;
+        case OPT_SWEEP_MODE:
+            if (strcmp(optarg, "batched") == 0)
+                cfg->store.sweep_mode = STORE_SWEEP_BATCHED;
+            else if (strcmp(optarg, "scan") == 0)
+                cfg->store.sweep_mode = STORE_SWEEP_SCAN;
+            else
+                return fail(err, errlen, "--sweep-mode: expected batched or scan, got '%s'",
                             optarg);
             break;
         case OPT_TRIM:

@@ -24,6 +24,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.store.sweep_every_ns, 10 * LC_NS_PER_SEC);
     assert_false(cfg.store.trim);
     assert_false(cfg.store.verbose);
+    assert_int_equal(cfg.store.sweep_mode, STORE_SWEEP_BATCHED);
 }
 
 static void test_values(void **state)
@@ -37,6 +38,30 @@ static void test_values(void **state)
     assert_int_equal(cfg.store.sweep_every_ns, 500 * LC_NS_PER_MS);
     assert_true(cfg.store.trim);
     assert_true(cfg.store.verbose);
+}
+
+static void test_sweep_mode(void **state)
+{
+    (void)state;
+    const char *names[] = {"scan", "batched"};
+    const enum store_sweep_mode modes[] = {STORE_SWEEP_SCAN, STORE_SWEEP_BATCHED};
+    for (size_t i = 0; i < 2; i++) {
+        char *argv[] = {"fixed", "--sweep-mode", (char *)names[i], NULL};
+        struct svc_config cfg;
+        char err[256];
+        assert_int_equal(svc_parse_args(ARGC(argv), argv, &cfg, err, sizeof(err)), SVC_PARSE_OK);
+        assert_int_equal(cfg.store.sweep_mode, modes[i]);
+    }
+    const char *bad[] = {"", "Scan", "full", "batch", "scan "};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *argv[] = {"fixed", "--sweep-mode", (char *)bad[i], NULL};
+        struct svc_config cfg;
+        char err[256] = "";
+        if (svc_parse_args(ARGC(argv), argv, &cfg, err, sizeof(err)) != SVC_PARSE_ERROR)
+            fail_msg("'--sweep-mode %s' was accepted", bad[i]);
+        assert_non_null(strstr(err, "--sweep-mode"));
+        assert_non_null(strstr(err, "batched or scan"));
+    }
 }
 
 static void test_bad_durations(void **state)
@@ -62,6 +87,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_values),
+        cmocka_unit_test(test_sweep_mode),
         cmocka_unit_test(test_bad_durations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

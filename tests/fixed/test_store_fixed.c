@@ -6,6 +6,8 @@
  * that a sweep removes from the oldest end and stops at the first live entry, that a big sweep
  * takes several bounded lock holds, that concurrent puts and sweeps lose nothing, the stats, the
  * --verbose line, that --trim makes RSS fall, and (on the real clock) that the janitor sweeps.
+ * The scan sweep (--sweep-mode scan, the tutorial's janitor) removes exactly the expired entries,
+ * wherever they sit, in one hold of the lock, and loses nothing under concurrent puts.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,12 +33,17 @@
 
 static const char meta[100] = "request metadata";
 
-static struct store *new_store(int64_t ttl_ns)
+static struct store *new_store_mode(int64_t ttl_ns, enum store_sweep_mode mode)
 {
-    struct store_options options = {.ttl_ns = ttl_ns};
+    struct store_options options = {.ttl_ns = ttl_ns, .sweep_mode = mode};
     struct store *store = store_new(&options);
     assert_non_null(store);
     return store;
+}
+
+static struct store *new_store(int64_t ttl_ns)
+{
+    return new_store_mode(ttl_ns, STORE_SWEEP_BATCHED);
 }
 
 static void put(struct store *store, uint64_t id, int64_t now)
@@ -213,6 +220,7 @@ static void test_bad_options(void **state)
         {.ttl_ns = 0},
         {.ttl_ns = -1},
         {.ttl_ns = LC_NS_PER_SEC, .sweep_every_ns = -1},
+        {.ttl_ns = LC_NS_PER_SEC, .sweep_mode = (enum store_sweep_mode)7},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         errno = 0;
@@ -254,10 +262,9 @@ static void *sweeper(void *arg)
     return NULL;
 }
 
-static void test_puts_during_sweeps(void **state)
+static void puts_during_sweeps(enum store_sweep_mode mode)
 {
-    (void)state;
-    struct race race = {.store = new_store(1000), .putters_left = PUTTERS};
+    struct race race = {.store = new_store_mode(1000, mode), .putters_left = PUTTERS};
     pthread_t threads[PUTTERS + 1];
     for (int i = 0; i < PUTTERS; i++)
         assert_int_equal(pthread_create(&threads[i], NULL, putter, &race), 0);
@@ -279,6 +286,84 @@ static void test_puts_during_sweeps(void **state)
     assert_int_equal(stats.bytes, 0);
     assert_int_equal(stats.expired_total, total);
     store_free(race.store);
+}
+
+static void test_puts_during_sweeps(void **state)
+{
+    (void)state;
+    puts_during_sweeps(STORE_SWEEP_BATCHED);
+}
+
+static void test_puts_during_scan_sweeps(void **state)
+{
+    (void)state;
+    puts_during_sweeps(STORE_SWEEP_SCAN);
+}
+
+static void test_scan_removes_exactly_the_expired(void **state)
+{
+    (void)state;
+    struct store *store = new_store_mode(TTL, STORE_SWEEP_SCAN);
+    /* A live head with expired entries behind it (out-of-order puts): the batched sweep stops
+     * at the head, the scan looks at every entry and takes the expired ones wherever they are. */
+    put(store, 1, 50);
+    put(store, 2, 10);
+    put(store, 3, 60);
+    put(store, 4, 20);
+    assert_int_equal(store_sweep(store, 20 + TTL - 1), 1); /* id 2 only */
+    assert_int_equal(held(store), 3);
+    assert_int_equal(store_sweep(store, 20 + TTL), 1); /* id 4, behind two live ones */
+    assert_int_equal(store_sweep(store, 50 + TTL), 1);
+    assert_int_equal(held(store), 1);
+    assert_int_equal(store_sweep(store, 60 + TTL), 1);
+    assert_int_equal(held(store), 0);
+
+    struct store_stats stats;
+    store_get_stats(store, &stats);
+    assert_int_equal(stats.expired_total, 4);
+    assert_int_equal(stats.sweeps, 4);
+    assert_int_equal(stats.bytes, 0);
+    assert_true(stats.max_lock_hold_ns > 0);
+    store_free(store);
+}
+
+static void test_scan_holds_the_lock_once(void **state)
+{
+    (void)state;
+    /* However many entries expire, the scan takes one hold (that is its flaw: the batched sweep
+     * of the same entries takes three, test_bounded_batches), and it visits the live ones too. */
+    struct store *store = new_store_mode(TTL, STORE_SWEEP_SCAN);
+    const uint64_t n = 2 * STORE_SWEEP_BATCH_ENTRIES + 7;
+    for (uint64_t id = 1; id <= n; id++)
+        put(store, id, id <= n - 7 ? 0 : 1000);
+    uint64_t before = store_sweep_batches(store);
+    assert_int_equal(store_sweep(store, TTL), n - 7);
+    assert_int_equal(store_sweep_batches(store) - before, 1);
+    assert_int_equal(held(store), 7);
+    before = store_sweep_batches(store);
+    assert_int_equal(store_sweep(store, TTL), 0);
+    assert_int_equal(store_sweep_batches(store) - before, 1);
+    store_free(store);
+}
+
+static void test_scan_and_batched_agree_in_order(void **state)
+{
+    (void)state;
+    /* Puts in time order: both sweeps remove the same entries at every step. */
+    struct store *scan = new_store_mode(TTL, STORE_SWEEP_SCAN);
+    struct store *batched = new_store(TTL);
+    for (uint64_t id = 1; id <= 2000; id++) {
+        put(scan, id, (int64_t)id * 3);
+        put(batched, id, (int64_t)id * 3);
+    }
+    for (int64_t now = 0; now <= 6000 + TTL; now += 97)
+        assert_int_equal(store_sweep(scan, now), store_sweep(batched, now));
+    assert_int_equal(held(scan), held(batched));
+    assert_int_equal(store_sweep(scan, 6000 + TTL), store_sweep(batched, 6000 + TTL));
+    assert_int_equal(held(scan), 0);
+    assert_int_equal(held(batched), 0);
+    store_free(scan);
+    store_free(batched);
 }
 
 static void test_verbose_line(void **state)
@@ -415,6 +500,10 @@ int main(void)
         cmocka_unit_test(test_ttl_saturates),
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_puts_during_sweeps),
+        cmocka_unit_test(test_puts_during_scan_sweeps),
+        cmocka_unit_test(test_scan_removes_exactly_the_expired),
+        cmocka_unit_test(test_scan_holds_the_lock_once),
+        cmocka_unit_test(test_scan_and_batched_agree_in_order),
         cmocka_unit_test(test_verbose_line),
         cmocka_unit_test(test_trim_returns_memory),
         cmocka_unit_test(test_janitor_sweeps_on_real_clock),
