@@ -16,8 +16,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct evhttp;
-
 #define HPROF_CPU_DEFAULT_HZ 100 /* samples per CPU second, as Go's runtime/pprof */
 /* Highest hz. CPU-time timers expire at most once per kernel tick (CONFIG_HZ: 250 on Debian's
  * kernels); asking for more would get the tick's rate while the profile's period claimed hz,
@@ -48,8 +46,5 @@ int hprof_cpu_stop(uint8_t **gz, size_t *len);
 void hprof_cpu_free(uint8_t *gz);
 
 void hprof_cpu_get_stats(struct hprof_cpu_stats *out);
-
-/* Serve /debug/pprof/profile?seconds=N on an evhttp the caller owns and runs. */
-int hprof_cpu_http_mount(struct evhttp *http);
 
 #endif

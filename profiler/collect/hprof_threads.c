@@ -39,12 +39,12 @@
  * Locks: capture_lock serialises collections (two debug listeners may share a process). All
  * allocations are inside hprof_internal_enter/exit; a fork child starts with no collection.
  */
-#include "hprof_web.h"
+#include "hprof_threads.h"
+
+#include "hprof_output.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <event2/buffer.h>
-#include <event2/http.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -63,8 +63,7 @@
 #include "pcodec.h"
 
 #define HPROF_THREADS_SIGNAL     SIGURG
-#define HPROF_THREADS_MAX        4096 /* threads captured at most per profile */
-#define HPROF_THREADS_TIMEOUT_MS 200  /* milliseconds: the wait for every handler, in all */
+#define HPROF_THREADS_TIMEOUT_MS 200 /* milliseconds: the wait for every handler, in all */
 
 enum slot_state { SLOT_IDLE, SLOT_PENDING, SLOT_BUSY, SLOT_DONE };
 
@@ -340,7 +339,7 @@ void hprof_threads_release(struct hprof_threads *threads)
     memset(threads, 0, sizeof(*threads));
 }
 
-static const char *status_text(enum hprof_thread_status status)
+const char *hprof_thread_status_text(enum hprof_thread_status status)
 {
     switch (status) {
     case HPROF_THREAD_OK:
@@ -359,11 +358,6 @@ static const char *status_text(enum hprof_thread_status status)
 
 /* ---- grouping: one entry per distinct (stack, name), most threads first ---- */
 
-struct group {
-    const struct hprof_thread_stack *first; /* the stack and name */
-    long long count;
-};
-
 static int same_key(const struct hprof_thread_stack *a, const struct hprof_thread_stack *b)
 {
     if (a->depth != b->depth)
@@ -380,17 +374,16 @@ static int by_key(const void *a, const void *b)
 
 static int by_count(const void *a, const void *b)
 {
-    const struct group *x = a, *y = b;
+    const struct hprof_thread_group *x = a, *y = b;
     if (x->count != y->count)
         return x->count > y->count ? -1 : 1;
     return same_key(x->first, y->first);
 }
 
-/* Groups of the threads that have a stack; *n_out of them. NULL when out of memory. */
-static struct group *group_threads(const struct hprof_threads *t, size_t *n_out)
+struct hprof_thread_group *hprof_threads_group(const struct hprof_threads *t, size_t *n_out)
 {
     const struct hprof_thread_stack **sorted = calloc(t->n ? t->n : 1, sizeof(*sorted));
-    struct group *groups = calloc(t->n ? t->n : 1, sizeof(*groups));
+    struct hprof_thread_group *groups = calloc(t->n ? t->n : 1, sizeof(*groups));
     if (sorted == NULL || groups == NULL) {
         free(sorted);
         free(groups);
@@ -423,7 +416,7 @@ int hprof_threads_encode(const struct hprof_threads *t, uint8_t **gz, size_t *le
     hprof_internal_enter();
     int rc = -1;
     size_t n_groups = 0, n_missing = 0;
-    struct group *groups = group_threads(t, &n_groups);
+    struct hprof_thread_group *groups = hprof_threads_group(t, &n_groups);
     struct hprof_snapshot snap = {.time_ns = t->time_ns, .rate = 1};
     uint8_t *heap_gz = NULL;
     size_t heap_len = 0;
@@ -506,7 +499,7 @@ int hprof_threads_encode(const struct hprof_threads *t, uint8_t **gz, size_t *le
             continue;
         char line[160];
         snprintf(line, sizeof(line), "thread %d \"%s\": %s", (int)t->v[i].tid, t->v[i].name,
-                 status_text(t->v[i].status));
+                 hprof_thread_status_text(t->v[i].status));
         if ((comments_text[n_comments] = strdup(line)) == NULL)
             goto out;
         comments[n_comments] =
@@ -549,144 +542,4 @@ out:
     hprof_internal_exit();
     errno = saved;
     return rc;
-}
-
-/* ---- text ---- */
-
-/* A label value as Go's labelMap prints it: a JSON-like quoted string. */
-static void add_quoted(struct evbuffer *out, const char *s)
-{
-    evbuffer_add(out, "\"", 1);
-    for (; *s != '\0'; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            evbuffer_add_printf(out, "\\%c", ch);
-        else if (ch < 0x20)
-            evbuffer_add_printf(out, "\\u%04x", ch);
-        else
-            evbuffer_add(out, s, 1);
-    }
-    evbuffer_add(out, "\"", 1);
-}
-
-int hprof_threads_text(const struct hprof_threads *t, int debug, struct evbuffer *out)
-{
-    hprof_internal_enter();
-    int rc = -1;
-    struct hprof_maps maps;
-    memset(&maps, 0, sizeof(maps));
-    maps.main = -1;
-    size_t n_groups = 0, captured = 0;
-    struct group *groups = group_threads(t, &n_groups);
-    if (groups == NULL)
-        goto out;
-    for (size_t i = 0; i < n_groups; i++)
-        captured += (size_t)groups[i].count;
-    (void)hprof_maps_read(&maps);
-    (void)hprof_sym_begin(maps.signature);
-    bool counts = debug < 2; /* Go: 2 and more is the full dump */
-    if (counts) {
-        evbuffer_add_printf(out, "threads profile: total %zu\n", captured);
-        for (size_t i = 0; i < n_groups; i++) {
-            const struct hprof_thread_stack *s = groups[i].first;
-            evbuffer_add_printf(out, "%lld @", groups[i].count);
-            for (int f = 0; f < s->depth; f++)
-                evbuffer_add_printf(out, " %#" PRIxPTR, s->pcs[f] + 1); /* pprof subtracts 1 */
-            evbuffer_add_printf(out, "\n# labels: {\"thread\":");
-            add_quoted(out, s->name);
-            evbuffer_add_printf(out, "}\n");
-            hprof_text_stack(out, s->pcs, s->depth);
-        }
-    } else {
-        for (size_t i = 0; i < t->n; i++) {
-            const struct hprof_thread_stack *s = &t->v[i];
-            evbuffer_add_printf(out, "thread %d ", (int)s->tid);
-            add_quoted(out, s->name);
-            evbuffer_add_printf(out, " [%s]:\n", s->state);
-            if (s->status != HPROF_THREAD_OK)
-                evbuffer_add_printf(out, "(%s)\n\n", status_text(s->status));
-            else
-                hprof_text_traceback(out, s->pcs, s->depth);
-        }
-    }
-    hprof_sym_end();
-    rc = 0;
-    if (counts) {
-        for (size_t i = 0; i < t->n; i++)
-            if (t->v[i].status != HPROF_THREAD_OK)
-                evbuffer_add_printf(out, "# thread %d \"%s\": %s\n", (int)t->v[i].tid, t->v[i].name,
-                                    status_text(t->v[i].status));
-        if (t->n_listed > t->n)
-            evbuffer_add_printf(out, "# %zu more threads not captured (at most %d)\n",
-                                t->n_listed - t->n, HPROF_THREADS_MAX);
-        rc = hprof_text_maps(out, HPROF_TEXT_MAPS_COUNT);
-    }
-out:
-    hprof_maps_free(&maps);
-    free(groups);
-    hprof_internal_exit();
-    return rc;
-}
-
-/* ---- /debug/pprof/threads ---- */
-
-static void serve_threads(struct evhttp_request *req, void *arg)
-{
-    (void)arg;
-    hprof_internal_enter();
-    struct hprof_threads t;
-    memset(&t, 0, sizeof(t));
-    struct evbuffer *body = NULL;
-    char msg[160];
-    long seconds;
-    if (hprof_web_seconds(req, &seconds) != 0)
-        goto out;
-    if (seconds > 0) {
-        hprof_web_error(req, HTTP_BADREQUEST,
-                        "\"seconds\" parameter is not supported for this profile type");
-        goto out;
-    }
-    int debug = hprof_web_debug(req);
-    if (hprof_threads_capture(&t) != 0) {
-        snprintf(msg, sizeof(msg), "Could not capture the threads: %s", strerror(errno));
-        hprof_web_error(req, HTTP_INTERNAL, msg);
-        goto out;
-    }
-    if (t.n > 0 && t.v[0].status == HPROF_THREAD_NO_SIGNAL) {
-        hprof_web_error(req, HTTP_SERVUNAVAIL,
-                        "threads profile unavailable: the program handles SIGURG itself");
-        goto out;
-    }
-    if (debug != 0) {
-        body = evbuffer_new();
-        if (body == NULL || hprof_threads_text(&t, debug, body) != 0) {
-            hprof_web_error(req, HTTP_INTERNAL, "Could not write threads profile");
-            goto out;
-        }
-        hprof_web_reply(req, "text/plain; charset=utf-8", NULL, body);
-        goto out;
-    }
-    uint8_t *gz = NULL;
-    size_t len = 0;
-    if (hprof_threads_encode(&t, &gz, &len) != 0) {
-        snprintf(msg, sizeof(msg), "Could not write threads profile: %s", strerror(errno));
-        hprof_web_error(req, HTTP_INTERNAL, msg);
-        goto out;
-    }
-    hprof_web_reply_profile(req, "threads", gz, len);
-out:
-    if (body != NULL)
-        evbuffer_free(body);
-    hprof_threads_release(&t);
-    hprof_internal_exit();
-}
-
-int hprof_threads_mount(struct evhttp *http)
-{
-    hprof_internal_enter();
-    int rc = evhttp_set_cb(http, "/debug/pprof/threads", serve_threads, NULL);
-    hprof_internal_exit();
-    if (rc != 0)
-        errno = EEXIST;
-    return rc == 0 ? 0 : -1;
 }

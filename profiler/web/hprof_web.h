@@ -29,6 +29,7 @@
 #include <sys/types.h>
 
 #include "hprof_output.h"
+#include "hprof_threads.h"
 
 struct evbuffer;
 struct evhttp;
@@ -107,44 +108,9 @@ int hprof_text_maps(struct evbuffer *out, const char *sentinel);
 
 /* ---- hprof_threads.c ---- */
 
-enum hprof_thread_status {
-    HPROF_THREAD_OK,        /* its stack was captured */
-    HPROF_THREAD_BLOCKED,   /* it blocks the signal: not asked */
-    HPROF_THREAD_TIMEOUT,   /* it did not answer in time (stopped, in D state, or exited) */
-    HPROF_THREAD_GONE,      /* it exited before it could be asked */
-    HPROF_THREAD_NO_SIGNAL, /* the signal is the program's: no thread was asked */
-};
-
-struct hprof_thread_stack {
-    pid_t tid;
-    char name[16];  /* /proc/self/task/TID/comm */
-    char state[24]; /* from /proc/self/task/TID/status: "sleeping", "running"... */
-    enum hprof_thread_status status;
-    int depth;
-    uintptr_t pcs[HPROF_MAX_DEPTH]; /* leaf first: the interrupted PC, then return address - 1 */
-};
-
-struct hprof_threads {
-    int64_t time_ns; /* CLOCK_REALTIME when captured */
-    size_t n;
-    size_t n_listed;              /* threads in /proc/self/task (n is at most HPROF_THREADS_MAX) */
-    struct hprof_thread_stack *v; /* sorted by tid */
-};
-
-/* Capture every thread's stack (one collection at a time per process). Returns 0 / -1. */
-int hprof_threads_capture(struct hprof_threads *out);
-void hprof_threads_release(struct hprof_threads *threads);
-
-/* The pprof profile of a capture (threads/count, a label thread=NAME per sample; threads
- * without a stack in the comments) into a new buffer (free it with hprof_output_free). */
-int hprof_threads_encode(const struct hprof_threads *threads, uint8_t **gz, size_t *len);
-
 /* The text forms: debug < 2 Go's count profile ("threads profile: total N", then the memory
  * map), debug >= 2 one traceback per thread (goroutine?debug=2). Returns 0 / -1. */
 int hprof_threads_text(const struct hprof_threads *threads, int debug, struct evbuffer *out);
-
-/* Threads of the process now (entries of /proc/self/task), or 0 when unknown. */
-size_t hprof_threads_count(void);
 
 /* ---- hprof_stats.c ---- */
 
@@ -164,6 +130,7 @@ int hprof_file_dump_now(void);
 /* ---- mounting (each file its own endpoints) ---- */
 
 int hprof_threads_mount(struct evhttp *http);
+int hprof_cpu_http_mount(struct evhttp *http); /* /debug/pprof/profile: hprof_cpu_http.c */
 int hprof_pages_mount(struct evhttp *http);
 int hprof_stats_mount(struct evhttp *http);
 
