@@ -90,7 +90,7 @@ static void on_client_readable(evutil_socket_t fd, short what, void *arg)
     evhttp_connection_free(cr->conn); /* calls on_client_gone, which frees cr */
 }
 
-static void serve_cpu_profile(struct evhttp_request *req, void *arg)
+void hprof_cpu_http_serve(struct evhttp_request *req, void *arg)
 {
     (void)arg;
     long seconds;
@@ -139,20 +139,4 @@ fail:
     if (cr != NULL)
         cpu_request_free(cr);
     hprof_internal_exit();
-}
-
-int hprof_cpu_http_mount(struct evhttp *http)
-{
-    if (http == NULL) {
-        errno = EINVAL;
-        return -1;
-    }
-    hprof_internal_enter();
-    int rc = evhttp_set_cb(http, "/debug/pprof/profile", serve_cpu_profile, NULL);
-    hprof_internal_exit();
-    if (rc != 0) {
-        errno = EEXIST;
-        return -1;
-    }
-    return 0;
 }

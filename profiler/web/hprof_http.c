@@ -1,23 +1,15 @@
 /*
- * hprof_http: the debug surface on an evhttp the caller owns, answering as Go's net/http/pprof
- * does (same paths, parameters, headers and error shape), so that `go tool pprof URL`, curl,
- * Prometheus and loadgen treat a C service like a Go one. This file routes and serves the heap
- * and allocs profiles; the other endpoints live in the files hprof_web.h lists.
+ * hprof_http: the reply and parameter helpers of the debug surface, answering as Go's
+ * net/http/pprof does (same headers and error shape, parameters read as Go reads them), so that
+ * `go tool pprof URL`, curl, Prometheus and loadgen treat a C service like a Go one. Every
+ * endpoint calls into these; none of them calls an endpoint (the router is hprof_router.c).
  *
- * Model: each heap/allocs request takes a snapshot (the bucket table is copied lock-free),
- * then symbolizes and encodes it on the debug listener's own event loop, outside any lock that
- * malloc or the /process loops need: a slow profile delays other debug requests, never
- * /process. The encoded profile is handed to libevent by reference (no copy) and freed by
- * libevent's cleanup callback once sent.
- *
- * Parameters, as Go's handler reads them: debug=N with Atoi (unparsable is 0): 0 the gzip'd
- * protobuf, anything else the legacy text; seconds=N with ParseInt: a delta profile over N
- * seconds (1..HPROF_HTTP_MAX_SECONDS), refused with debug; gc and unknown parameters are
- * ignored. Errors: 400/404/500 with Content-Type text/plain, X-Go-Pprof: 1 and a one-line
+ * Profiles are handed to libevent by reference (no copy) and freed by libevent's cleanup
+ * callback once sent. Parameters: debug=N with Atoi (unparsable is 0); seconds=N with ParseInt,
+ * 1..HPROF_HTTP_MAX_SECONDS. Errors: Content-Type text/plain, X-Go-Pprof: 1 and a one-line
  * reason, as Go's serveError writes them. All allocations are inside hprof_internal_enter/exit.
  */
 #include "hprof_web.h"
-#include "hprof_cpu.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -26,19 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define PPROF_PREFIX "/debug/pprof/"
-
-struct endpoint {
-    const char *path;
-    const char *name; /* the profile's name, as in Content-Disposition */
-    enum hprof_kind kind;
-};
-
-static const struct endpoint endpoints[] = {
-    {"/debug/pprof/heap", "heap", HPROF_HEAP},
-    {"/debug/pprof/allocs", "allocs", HPROF_ALLOCS},
-};
 
 void hprof_web_error(struct evhttp_request *req, int status, const char *text)
 {
@@ -178,121 +157,4 @@ int hprof_web_seconds(struct evhttp_request *req, long *seconds)
     }
     *seconds = (long)v;
     return 0;
-}
-
-static void serve_text(struct evhttp_request *req, const struct endpoint *ep)
-{
-    char msg[256];
-    struct hprof_snapshot snap;
-    memset(&snap, 0, sizeof(snap));
-    struct evbuffer *body = evbuffer_new();
-    if (body == NULL || hprof_snapshot_take(&snap) != 0 || hprof_text_heap(&snap, body) != 0) {
-        snprintf(msg, sizeof(msg), "Could not write %s profile: %s", ep->name,
-                 strerror(errno ? errno : ENOMEM));
-        hprof_web_error(req, HTTP_INTERNAL, msg);
-    } else {
-        hprof_web_reply(req, "text/plain; charset=utf-8", NULL, body);
-    }
-    hprof_snapshot_release(&snap);
-    if (body != NULL)
-        evbuffer_free(body);
-}
-
-static void serve_profile(struct evhttp_request *req, void *arg)
-{
-    const struct endpoint *ep = arg;
-    hprof_internal_enter();
-    long seconds;
-    char msg[256];
-    if (hprof_web_seconds(req, &seconds) != 0)
-        goto out;
-    int debug = hprof_web_debug(req);
-    if (seconds > 0) {
-        if (debug != 0)
-            hprof_web_error(req, HTTP_BADREQUEST, "seconds and debug params are incompatible");
-        else
-            hprof_delta_serve(req, ep->kind, ep->name, seconds);
-        goto out;
-    }
-    if (debug != 0) {
-        serve_text(req, ep);
-        goto out;
-    }
-    uint8_t *profile = NULL;
-    size_t len = 0;
-    if (hprof_pprof_take(ep->kind, &profile, &len) != 0) {
-        snprintf(msg, sizeof(msg), "Could not write %s profile: %s", ep->name, strerror(errno));
-        hprof_web_error(req, HTTP_INTERNAL, msg);
-        goto out;
-    }
-    hprof_web_reply_profile(req, ep->name, profile, len);
-out:
-    hprof_internal_exit();
-}
-
-/* Every path without a callback of its own: Go's "Unknown profile" under /debug/pprof/, a plain
- * 404 elsewhere. */
-static void serve_unknown(struct evhttp_request *req, void *arg)
-{
-    (void)arg;
-    hprof_internal_enter();
-    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-    if (path == NULL)
-        path = "";
-    char msg[256];
-    if (strncmp(path, PPROF_PREFIX, strlen(PPROF_PREFIX)) == 0) {
-        const char *name = path + strlen(PPROF_PREFIX);
-        if (strcmp(name, "goroutine") == 0 || strcmp(name, "threadcreate") == 0)
-            snprintf(msg, sizeof(msg),
-                     "Unknown profile: %s (a C program has threads: see %sthreads)", name,
-                     PPROF_PREFIX);
-        else
-            snprintf(msg, sizeof(msg), "Unknown profile: %.128s", name);
-        hprof_web_error(req, HTTP_NOTFOUND, msg);
-    } else {
-        struct evbuffer *body = evbuffer_new();
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                          "text/plain; charset=utf-8");
-        if (body != NULL)
-            evbuffer_add_printf(body, "not found: %.200s\n", path);
-        evhttp_send_reply(req, HTTP_NOTFOUND, "Not Found", body);
-        if (body != NULL)
-            evbuffer_free(body);
-    }
-    hprof_internal_exit();
-}
-
-/* /debug/pprof without the slash: Go's ServeMux redirects to the index. */
-static void serve_redirect(struct evhttp_request *req, void *arg)
-{
-    (void)arg;
-    hprof_internal_enter();
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Location", PPROF_PREFIX);
-    evhttp_send_reply(req, HTTP_MOVEPERM, "Moved Permanently", NULL);
-    hprof_internal_exit();
-}
-
-int hprof_http_mount(struct evhttp *http)
-{
-    if (http == NULL) {
-        errno = EINVAL;
-        return -1;
-    }
-    int rc = 0;
-    hprof_internal_enter();
-    for (size_t i = 0; i < sizeof(endpoints) / sizeof(endpoints[0]) && rc == 0; i++)
-        rc = evhttp_set_cb(http, endpoints[i].path, serve_profile, (void *)&endpoints[i]);
-    if (rc == 0)
-        rc = evhttp_set_cb(http, "/debug/pprof", serve_redirect, NULL);
-    if (rc == 0)
-        evhttp_set_gencb(http, serve_unknown, NULL);
-    hprof_internal_exit();
-    if (rc != 0) {
-        errno = EEXIST;
-        return -1;
-    }
-    if (hprof_pages_mount(http) != 0 || hprof_threads_mount(http) != 0 ||
-        hprof_stats_mount(http) != 0)
-        return -1;
-    return hprof_cpu_http_mount(http); /* /debug/pprof/profile: hprof_cpu.c */
 }

@@ -6,6 +6,8 @@
  *                         thread dump (threads?debug=2), /debug/memstats and /metrics. Counts
  *                         as Go's: heap and allocs the records (buckets) of the memory
  *                         profile, threads the threads of the process, 0 for the rest.
+ *                         The list, the counts and the descriptions are the registry's
+ *                         (hprof_registry.c).
  *   /debug/pprof/cmdline  the program's arguments joined by NUL bytes, as Go's
  *                         strings.Join(os.Args, "\x00") (no trailing NUL): /proc/self/cmdline.
  *   /debug/pprof/symbol   pprof's remote symbolization (Go's Symbol handler): a GET without
@@ -19,6 +21,7 @@
  * All allocations are inside hprof_internal_enter/exit; the symbolizer's lock is held only
  * while the symbol answer is written.
  */
+#include "hprof_registry.h"
 #include "hprof_web.h"
 
 #include <errno.h>
@@ -33,25 +36,6 @@
 
 #define HPROF_CMDLINE_MAX_BYTES (1u << 21) /* bytes: longest command line returned (ARG_MAX) */
 #define HPROF_SYMBOL_MAX_WORD   64         /* characters of one address ("0x" + 16 digits) */
-
-struct profile_entry {
-    const char *name;
-    const char *desc; /* as Go's profileDescriptions where Go has the profile */
-};
-
-/* Sorted by name, as Go lists them. */
-static const struct profile_entry profiles[] = {
-    {"allocs", "A sampling of all past memory allocations"},
-    {"cmdline",
-     "The command line invocation of the current program (its arguments joined by NUL bytes)"},
-    {"heap", "A sampling of memory allocations of live objects. You can specify the gc GET "
-             "parameter to run GC before taking the heap sample (ignored: C has no GC)."},
-    {"profile", "CPU profile. You can specify the duration in the seconds GET parameter. After "
-                "you get the profile file, use the go tool pprof command to investigate the "
-                "profile."},
-    {"symbol", "Maps program counters to function names (pprof's remote symbolization)"},
-    {"threads", "Stack traces of all current threads (the goroutine profile of a C program)"},
-};
 
 /* Minimal HTML escaping for the fixed strings above and the program's name. */
 static void add_escaped(struct evbuffer *out, const char *s)
@@ -83,9 +67,6 @@ static void serve_index(struct evhttp_request *req, void *arg)
 {
     (void)arg;
     hprof_internal_enter();
-    struct hprof_totals totals;
-    hprof_get_totals(&totals);
-    size_t threads = hprof_threads_count();
     struct evbuffer *body = evbuffer_new();
     if (body == NULL) {
         hprof_web_error(req, HTTP_INTERNAL, "out of memory");
@@ -96,13 +77,9 @@ static void serve_index(struct evhttp_request *req, void *arg)
                               "</style>\n</head>\n<body>\n/debug/pprof/<br>\n<br>\n"
                               "Types of profiles available:\n<table>\n"
                               "<thead><td>Count</td><td>Profile</td></thead>\n");
-    for (size_t i = 0; i < sizeof(profiles) / sizeof(profiles[0]); i++) {
-        const char *name = profiles[i].name;
-        unsigned long long count = 0;
-        if (strcmp(name, "heap") == 0 || strcmp(name, "allocs") == 0)
-            count = totals.buckets;
-        else if (strcmp(name, "threads") == 0)
-            count = threads;
+    for (size_t i = 0; i < hprof_n_profiles; i++) {
+        const char *name = hprof_profiles[i].name;
+        unsigned long long count = hprof_profiles[i].count ? hprof_profiles[i].count() : 0;
         evbuffer_add_printf(body, "<tr><td>%llu</td><td><a href='%s?debug=1'>%s</a></td></tr>\n",
                             count, name, name);
     }
@@ -111,9 +88,10 @@ static void serve_index(struct evhttp_request *req, void *arg)
                               "profiler's estimate, glibc's count, RSS)\n<br>\n"
                               "<a href=\"/metrics\">/metrics</a> (the same figures for "
                               "Prometheus)\n<br>\n<p>\nProfile Descriptions:\n<ul>\n");
-    for (size_t i = 0; i < sizeof(profiles) / sizeof(profiles[0]); i++) {
-        evbuffer_add_printf(body, "<li><div class=profile-name>%s: </div> ", profiles[i].name);
-        add_escaped(body, profiles[i].desc);
+    for (size_t i = 0; i < hprof_n_profiles; i++) {
+        evbuffer_add_printf(body, "<li><div class=profile-name>%s: </div> ",
+                            hprof_profiles[i].name);
+        add_escaped(body, hprof_profiles[i].description);
         evbuffer_add_printf(body, "</li>\n");
     }
     evbuffer_add_printf(body, "</ul>\n</p>\n</body>\n</html>");
@@ -124,7 +102,7 @@ out:
     hprof_internal_exit();
 }
 
-static void serve_cmdline(struct evhttp_request *req, void *arg)
+void hprof_pages_serve_cmdline(struct evhttp_request *req, void *arg)
 {
     (void)arg;
     hprof_internal_enter();
@@ -183,7 +161,7 @@ static uint64_t parse_address(const char *word, size_t len)
     return (uint64_t)v;
 }
 
-static void serve_symbol(struct evhttp_request *req, void *arg)
+void hprof_pages_serve_symbol(struct evhttp_request *req, void *arg)
 {
     (void)arg;
     hprof_internal_enter();
@@ -236,10 +214,6 @@ int hprof_pages_mount(struct evhttp *http)
 {
     hprof_internal_enter();
     int rc = evhttp_set_cb(http, "/debug/pprof/", serve_index, NULL);
-    if (rc == 0)
-        rc = evhttp_set_cb(http, "/debug/pprof/cmdline", serve_cmdline, NULL);
-    if (rc == 0)
-        rc = evhttp_set_cb(http, "/debug/pprof/symbol", serve_symbol, NULL);
     hprof_internal_exit();
     if (rc != 0)
         errno = EEXIST;

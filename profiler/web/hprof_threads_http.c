@@ -1,9 +1,11 @@
 /*
  * hprof_threads_http: /debug/pprof/threads over the threads engine (collect/hprof_threads.c):
  * the pprof form, Go's count-profile text (debug=1) and the full dump (debug=2). Refused with
- * 503 when the program handles SIGURG itself. All allocations are inside
+ * 503 when the program handles SIGURG itself. Served by the router (hprof_router.c) through
+ * its registry entry. All allocations are inside
  * hprof_internal_enter/exit.
  */
+#include "hprof_registry.h"
 #include "hprof_web.h"
 
 #include <errno.h>
@@ -92,65 +94,49 @@ out:
     return rc;
 }
 
-/* ---- /debug/pprof/threads ---- */
+/* ---- the registry's writers ---- */
 
-static void serve_threads(struct evhttp_request *req, void *arg)
+/* Capture every thread, or fill err: 500 when the capture fails, 503 when the program handles
+ * SIGURG itself (no thread was asked). */
+static int capture(struct hprof_threads *t, struct hprof_profile_error *err)
 {
-    (void)arg;
-    hprof_internal_enter();
-    struct hprof_threads t;
-    memset(&t, 0, sizeof(t));
-    struct evbuffer *body = NULL;
-    char msg[160];
-    long seconds;
-    if (hprof_web_seconds(req, &seconds) != 0)
-        goto out;
-    if (seconds > 0) {
-        hprof_web_error(req, HTTP_BADREQUEST,
-                        "\"seconds\" parameter is not supported for this profile type");
-        goto out;
+    if (hprof_threads_capture(t) != 0) {
+        snprintf(err->msg, sizeof(err->msg), "Could not capture the threads: %s", strerror(errno));
+        return -1;
     }
-    int debug = hprof_web_debug(req);
-    if (hprof_threads_capture(&t) != 0) {
-        snprintf(msg, sizeof(msg), "Could not capture the threads: %s", strerror(errno));
-        hprof_web_error(req, HTTP_INTERNAL, msg);
-        goto out;
+    if (t->n > 0 && t->v[0].status == HPROF_THREAD_NO_SIGNAL) {
+        err->status = HTTP_SERVUNAVAIL;
+        snprintf(err->msg, sizeof(err->msg),
+                 "threads profile unavailable: the program handles SIGURG itself");
+        return -1;
     }
-    if (t.n > 0 && t.v[0].status == HPROF_THREAD_NO_SIGNAL) {
-        hprof_web_error(req, HTTP_SERVUNAVAIL,
-                        "threads profile unavailable: the program handles SIGURG itself");
-        goto out;
-    }
-    if (debug != 0) {
-        body = evbuffer_new();
-        if (body == NULL || hprof_threads_text(&t, debug, body) != 0) {
-            hprof_web_error(req, HTTP_INTERNAL, "Could not write threads profile");
-            goto out;
-        }
-        hprof_web_reply(req, "text/plain; charset=utf-8", NULL, body);
-        goto out;
-    }
-    uint8_t *gz = NULL;
-    size_t len = 0;
-    if (hprof_threads_encode(&t, &gz, &len) != 0) {
-        snprintf(msg, sizeof(msg), "Could not write threads profile: %s", strerror(errno));
-        hprof_web_error(req, HTTP_INTERNAL, msg);
-        goto out;
-    }
-    hprof_web_reply_profile(req, "threads", gz, len);
-out:
-    if (body != NULL)
-        evbuffer_free(body);
-    hprof_threads_release(&t);
-    hprof_internal_exit();
+    return 0;
 }
 
-int hprof_threads_mount(struct evhttp *http)
+int hprof_threads_write_proto(const struct hprof_profile *p, uint8_t **out, size_t *len,
+                              struct hprof_profile_error *err)
 {
-    hprof_internal_enter();
-    int rc = evhttp_set_cb(http, "/debug/pprof/threads", serve_threads, NULL);
-    hprof_internal_exit();
-    if (rc != 0)
-        errno = EEXIST;
-    return rc == 0 ? 0 : -1;
+    (void)p;
+    struct hprof_threads t;
+    memset(&t, 0, sizeof(t));
+    int rc = capture(&t, err);
+    if (rc == 0)
+        rc = hprof_threads_encode(&t, out, len); /* errno: the generic message */
+    int saved = errno;
+    hprof_threads_release(&t);
+    errno = saved;
+    return rc;
+}
+
+int hprof_threads_write_text(const struct hprof_profile *p, int debug, struct evbuffer *out,
+                             struct hprof_profile_error *err)
+{
+    (void)p;
+    struct hprof_threads t;
+    memset(&t, 0, sizeof(t));
+    int rc = capture(&t, err);
+    if (rc == 0 && (rc = hprof_threads_text(&t, debug, out)) != 0)
+        snprintf(err->msg, sizeof(err->msg), "Could not write threads profile");
+    hprof_threads_release(&t);
+    return rc;
 }

@@ -2,13 +2,16 @@
  * hprof_web: the interfaces between the files of the debug surface (the HTTP endpoints that
  * Go's net/http/pprof serves, and /debug/memstats and /metrics).
  *
- *   hprof_http.c     routing: /debug/pprof/heap and allocs (binary, ?debug=1 text, ?seconds=N
- *                    delta), the index, cmdline, unknown profiles (404), Go's error shape;
+ *   hprof_router.c   hprof_http_mount: one route per entry of the profile registry
+ *                    (hprof_registry.h), the index, Go's redirect and "Unknown profile";
+ *   hprof_registry.c the table of profiles, and the heap and allocs writers;
+ *   hprof_http.c     the reply and parameter helpers every endpoint uses (Go's error shape);
  *   hprof_delta.c    ?seconds=N: two snapshots N seconds apart on an event-loop timer, diffed;
  *   hprof_text.c     the legacy text formats pprof reads (heap profile: ..., and count profiles
  *                    such as threads profile: ...), with symbolized "#" lines and the
  *                    MAPPED_LIBRARIES: section;
- *   hprof_threads.c  /debug/pprof/threads: every thread's stack, caught by a signal;
+ *   hprof_threads_http.c  the threads profile's writers (the engine is collect/);
+ *   hprof_cpu_http.c /debug/pprof/profile over the CPU engine (collect/hprof_cpu.c);
  *   hprof_pages.c    /debug/pprof/, /debug/pprof/symbol and /debug/pprof/cmdline;
  *   hprof_stats.c    the figures (profiler, glibc, process, registered sources) as
  *                    /debug/memstats JSON and /metrics in Prometheus' text format;
@@ -37,7 +40,7 @@ struct evhttp_request;
 
 #define HPROF_HTTP_MAX_SECONDS 300 /* longest ?seconds=N of a delta profile, as the CPU profile */
 
-/* ---- hprof_http.c: replies ---- */
+/* ---- hprof_http.c: replies and parameters ---- */
 
 /* Go's serveError: status, Content-Type text/plain, X-Go-Pprof: 1, the text on one line. */
 void hprof_web_error(struct evhttp_request *req, int status, const char *text);
@@ -112,6 +115,21 @@ int hprof_text_maps(struct evbuffer *out, const char *sentinel);
  * map), debug >= 2 one traceback per thread (goroutine?debug=2). Returns 0 / -1. */
 int hprof_threads_text(const struct hprof_threads *threads, int debug, struct evbuffer *out);
 
+/* ---- endpoints and writers of registry entries (hprof_registry.c) ---- */
+
+struct hprof_profile;
+struct hprof_profile_error;
+/* /debug/pprof/profile?seconds=N (hprof_cpu_http.c). */
+void hprof_cpu_http_serve(struct evhttp_request *req, void *arg);
+/* /debug/pprof/cmdline and /debug/pprof/symbol (hprof_pages.c). */
+void hprof_pages_serve_cmdline(struct evhttp_request *req, void *arg);
+void hprof_pages_serve_symbol(struct evhttp_request *req, void *arg);
+/* The threads profile (hprof_threads_http.c). */
+int hprof_threads_write_proto(const struct hprof_profile *p, uint8_t **out, size_t *len,
+                              struct hprof_profile_error *err);
+int hprof_threads_write_text(const struct hprof_profile *p, int debug, struct evbuffer *out,
+                             struct hprof_profile_error *err);
+
 /* ---- hprof_stats.c ---- */
 
 enum hprof_stat_format { HPROF_STATS_JSON, HPROF_STATS_PROMETHEUS, HPROF_STATS_COMMENTS };
@@ -129,9 +147,7 @@ int hprof_file_dump_now(void);
 
 /* ---- mounting (each file its own endpoints) ---- */
 
-int hprof_threads_mount(struct evhttp *http);
-int hprof_cpu_http_mount(struct evhttp *http); /* /debug/pprof/profile: hprof_cpu_http.c */
-int hprof_pages_mount(struct evhttp *http);
+int hprof_pages_mount(struct evhttp *http); /* the index */
 int hprof_stats_mount(struct evhttp *http);
 
 #endif

@@ -31,6 +31,7 @@
 
 #include "fake_collect.h"
 #include "hprof_output.h"
+#include "hprof_registry.h"
 #include "pcodec.h"
 
 static struct fake_stack stack_a, stack_b, stack_c;
@@ -719,6 +720,66 @@ static void test_http(void **state)
     server_stop(&s);
 }
 
+/* The registry is the one list: every entry is routed, listed on the index with its count
+ * link and description, and sorted and unique by name (Go's order); other names are Go's
+ * "Unknown profile". */
+static void test_registry(void **state)
+{
+    (void)state;
+    struct server s;
+    server_start(&s);
+    struct response r;
+    http_get(s.port, "/debug/pprof/", &r);
+    assert_int_equal(r.status, 200);
+    char *index = (char *)r.body;
+    assert_true(hprof_n_profiles >= 6);
+    for (size_t i = 0; i < hprof_n_profiles; i++) {
+        const struct hprof_profile *p = &hprof_profiles[i];
+        assert_ptr_equal(hprof_profile_lookup(p->name), p);
+        if (i > 0)
+            assert_true(strcmp(hprof_profiles[i - 1].name, p->name) < 0);
+        char want[256];
+        snprintf(want, sizeof(want), "<a href='%s?debug=1'>%s</a>", p->name, p->name);
+        assert_non_null(strstr(index, want));
+        snprintf(want, sizeof(want), "<li><div class=profile-name>%s: </div> ", p->name);
+        assert_non_null(strstr(index, want));
+        assert_true(p->serve != NULL || p->write_proto != NULL);
+        char path[160];
+        if (p->serve != NULL) {
+            /* An endpoint of its own: routed (a bad seconds is 400 from the CPU profile, the
+             * others ignore it), never the unknown-profile 404. */
+            snprintf(path, sizeof(path), "/debug/pprof/%s?seconds=abc", p->name);
+            http_get(s.port, path, &r);
+            assert_int_not_equal(r.status, 404);
+            free(r.body);
+            continue;
+        }
+        snprintf(path, sizeof(path), "/debug/pprof/%s", p->name);
+        http_get(s.port, path, &r);
+        assert_int_equal(r.status, 200);
+        snprintf(want, sizeof(want), "filename=\"%s\"", p->name);
+        assert_non_null(strstr(r.headers, want));
+        pcodec_profile *decoded = pcodec_decode(r.body, r.body_len, NULL, 0);
+        assert_non_null(decoded);
+        pcodec_free(decoded);
+        free(r.body);
+        if (!p->delta) {
+            snprintf(path, sizeof(path), "/debug/pprof/%s?seconds=1", p->name);
+            http_get(s.port, path, &r);
+            assert_int_equal(r.status, 400);
+            assert_non_null(strstr((char *)r.body, "not supported for this profile type"));
+            free(r.body);
+        }
+    }
+    free(index);
+    assert_null(hprof_profile_lookup("nope"));
+    http_get(s.port, "/debug/pprof/nope", &r);
+    assert_int_equal(r.status, 404);
+    assert_string_equal((char *)r.body, "Unknown profile: nope\n");
+    free(r.body);
+    server_stop(&s);
+}
+
 int main(void)
 {
     /* The HTTP test stops its server's loop from the test thread: libevent must be told. */
@@ -734,6 +795,7 @@ int main(void)
         cmocka_unit_test(test_deterministic), cmocka_unit_test(test_empty_and_unsymbolized),
         cmocka_unit_test(test_sym_cache),     cmocka_unit_test(test_write_path),
         cmocka_unit_test(test_write_errors),  cmocka_unit_test(test_http),
+        cmocka_unit_test(test_registry),
     };
     int failed = cmocka_run_group_tests(tests, setup, NULL);
     hprof_sym_reset(); /* leave nothing for valgrind to report */
