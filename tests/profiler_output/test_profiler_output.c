@@ -754,6 +754,17 @@ static void test_registry(void **state)
             free(r.body);
             continue;
         }
+        if (!p->delta) {
+            /* Routed to the generic handler, which refuses seconds for it before taking any
+             * data (the threads profile's capture is tested in tests/profiler_http, outside
+             * valgrind, whose view of libunwind's probes is noisy). */
+            snprintf(path, sizeof(path), "/debug/pprof/%s?seconds=1", p->name);
+            http_get(s.port, path, &r);
+            assert_int_equal(r.status, 400);
+            assert_non_null(strstr((char *)r.body, "not supported for this profile type"));
+            free(r.body);
+            continue;
+        }
         snprintf(path, sizeof(path), "/debug/pprof/%s", p->name);
         http_get(s.port, path, &r);
         assert_int_equal(r.status, 200);
@@ -763,13 +774,6 @@ static void test_registry(void **state)
         assert_non_null(decoded);
         pcodec_free(decoded);
         free(r.body);
-        if (!p->delta) {
-            snprintf(path, sizeof(path), "/debug/pprof/%s?seconds=1", p->name);
-            http_get(s.port, path, &r);
-            assert_int_equal(r.status, 400);
-            assert_non_null(strstr((char *)r.body, "not supported for this profile type"));
-            free(r.body);
-        }
     }
     free(index);
     assert_null(hprof_profile_lookup("nope"));
