@@ -194,6 +194,8 @@ static void handle_profile(struct lg_profiles *p, struct evhttp_request *req)
     pt->requests = p->pending_requests;
     pt->inuse_bytes = pcodec_total(profile, "inuse_space");
     pt->inuse_objects = pcodec_total(profile, "inuse_objects");
+    /* A period of 1 byte samples every allocation: as exact as a profile gets. */
+    pt->sample_period = profile->period > 1 ? profile->period : 0;
     if (p->first == NULL) {
         p->first = profile;
     } else {

@@ -36,6 +36,7 @@ struct lg_profile_point {
     uint64_t requests;     /* requests completed by then */
     int64_t inuse_bytes;   /* total inuse_space */
     int64_t inuse_objects; /* total inuse_objects */
+    int64_t sample_period; /* the profile's period (bytes between samples); 0: exact */
 };
 
 struct lg_memstats {

@@ -47,7 +47,7 @@ struct lg_timeline *lg_timeline_open(const char *dir, char *err, size_t errlen)
         goto err;
     fprintf(t->timeline, "elapsed_s,requests,errors,rps,p50_ms,p90_ms,p99_ms,max_ms,backlog,"
                          "inuse_bytes,inuse_objects,rss_bytes,glibc_inuse_bytes\n");
-    fprintf(t->profiles, "seq,elapsed_s,requests,inuse_bytes,inuse_objects,file\n");
+    fprintf(t->profiles, "seq,elapsed_s,requests,inuse_bytes,inuse_objects,sample_period,file\n");
     if (fflush(t->timeline) != 0 || fflush(t->profiles) != 0) {
         snprintf(err, errlen, "cannot write to --out %s: %s", dir, strerror(errno));
         goto err;
@@ -95,8 +95,9 @@ int lg_timeline_row(struct lg_timeline *t, const struct lg_timeline_row *r)
 
 int lg_timeline_profile(struct lg_timeline *t, const struct lg_profile_point *pt)
 {
-    fprintf(t->profiles, "%u,%.3f,%" PRIu64 ",%" PRId64 ",%" PRId64 ",heap-%04u.pb.gz\n", pt->seq,
-            pt->t_s, pt->requests, pt->inuse_bytes, pt->inuse_objects, pt->seq);
+    fprintf(t->profiles,
+            "%u,%.3f,%" PRIu64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",heap-%04u.pb.gz\n", pt->seq,
+            pt->t_s, pt->requests, pt->inuse_bytes, pt->inuse_objects, pt->sample_period, pt->seq);
     if (fflush(t->profiles) != 0 || ferror(t->profiles))
         t->failed = true;
     return t->failed ? -1 : 0;
@@ -142,36 +143,28 @@ static void top_growing(char *buf, size_t len, const struct lg_diff *d)
     }
 }
 
+void lg_verdict_format(char *buf, size_t len, const struct lg_verdict *v,
+                       const struct lg_diff *growth)
+{
+    char why[768], grew[512];
+    lg_verdict_reason_text(why, sizeof(why), v);
+    top_growing(grew, sizeof(grew), growth);
+    if (v->kind == LG_VERDICT_LEAK && growth != NULL)
+        snprintf(buf, len, "verdict: LEAK %s; grew most: %s", why,
+                 grew[0] ? grew : "(no function grew between the first and last profile)");
+    else
+        snprintf(buf, len, "verdict: %s %s", lg_verdict_name(v->kind), why);
+}
+
 void lg_verdict_line(char *buf, size_t len, const struct lg_summary *s)
 {
-    const struct lg_verdict *v = s->verdict;
-    char lo[32], hi[32], slope[32], growth[512];
     if (!s->profiling) {
-        snprintf(buf, len, "verdict: UNKNOWN no heap profiles to judge (give --profile-url)");
+        snprintf(buf, len,
+                 "verdict: UNDECIDED no heap profiles to judge (give --profile-url); run again "
+                 "with profiles");
         return;
     }
-    if (v == NULL || v->kind == LG_VERDICT_UNKNOWN) {
-        snprintf(buf, len, "verdict: UNKNOWN %zu heap profile(s); need at least %d to judge",
-                 s->npoints, LG_VERDICT_MIN_WINDOW);
-        return;
-    }
-    lg_format_bytes(lo, sizeof(lo), v->min_bytes, 0);
-    lg_format_bytes(hi, sizeof(hi), v->max_bytes, 0);
-    lg_format_bytes(slope, sizeof(slope), v->slope_bytes_per_s, 1);
-    double ratio = v->rises > 0 ? v->falls / v->rises : 0;
-    if (v->kind == LG_VERDICT_LEAK) {
-        top_growing(growth, sizeof(growth), s->growth);
-        snprintf(buf, len,
-                 "verdict: LEAK in-use grows %s/s over the last %.1f s (%s -> %s), ~%.0f bytes "
-                 "per request (t = %.1f vs %.1f, falls/rises %.2f); grew most: %s",
-                 slope, v->window_s, lo, hi, v->bytes_per_request, v->t_stat, v->t_crit, ratio,
-                 growth[0] ? growth : "(no function grew between the first and last profile)");
-    } else {
-        snprintf(buf, len,
-                 "verdict: BOUNDED in-use stayed within %s - %s over the last %.1f s (slope %s/s "
-                 "not a leak: t = %.1f vs %.1f, falls/rises %.2f)",
-                 lo, hi, v->window_s, slope, v->t_stat, v->t_crit, ratio);
-    }
+    lg_verdict_format(buf, len, s->verdict, s->growth);
 }
 
 void lg_summary_print(FILE *f, const struct lg_summary *s)
@@ -228,7 +221,7 @@ void lg_summary_print(FILE *f, const struct lg_summary *s)
         fprintf(f, "  grew most between the first and the last profile (loadgen diff):\n");
         lg_diff_print(f, s->growth, 5);
     }
-    char line[1024];
+    char line[LG_VERDICT_LINE_MAX];
     lg_verdict_line(line, sizeof(line), s);
     fprintf(f, "%s\n", line);
 }
@@ -239,6 +232,71 @@ static void json_number(FILE *f, double v)
         fprintf(f, "%.6g", v);
     else
         fputs("null", f);
+}
+
+static const char *reason_name(enum lg_verdict_reason r)
+{
+    switch (r) {
+    case LG_VERDICT_FEW_PROFILES:
+        return "few_profiles";
+    case LG_VERDICT_FEW_PERIODS:
+        return "few_periods";
+    case LG_VERDICT_IN_BAND:
+        return "in_band";
+    case LG_VERDICT_NEVER_FELL:
+        return "never_fell";
+    case LG_VERDICT_STAIRCASE:
+        return "staircase";
+    default:
+        return "envelope";
+    }
+}
+
+void lg_verdict_write_json_fields(FILE *f, const struct lg_verdict *v)
+{
+    if (v == NULL || v->reason == LG_VERDICT_FEW_PROFILES) {
+        fputs(",\n  \"inuse_slope_bytes_per_s\": null,\n  \"inuse_bytes_per_request\": null", f);
+        fputs(",\n  \"run_more_s\": ", f);
+        json_number(f, v ? v->more_s : NAN);
+        if (v != NULL)
+            fprintf(f, ",\n  \"verdict_stats\": {\"reason\": \"%s\", \"profiles\": %zu}",
+                    reason_name(v->reason), v->n);
+        return;
+    }
+    fputs(",\n  \"inuse_slope_bytes_per_s\": ", f);
+    json_number(f, v->slope_bytes_per_s);
+    fputs(",\n  \"inuse_bytes_per_request\": ", f);
+    json_number(f, v->bytes_per_request);
+    fputs(",\n  \"run_more_s\": ", f);
+    json_number(f, v->kind == LG_VERDICT_UNDECIDED ? v->more_s : 0);
+    fprintf(f, ",\n  \"verdict_stats\": {\"reason\": \"%s\", \"profiles\": %zu",
+            reason_name(v->reason), v->n);
+    fprintf(f, ", \"window_points\": %zu, \"window_s\": ", v->n_window);
+    json_number(f, v->window_s);
+    fprintf(f, ", \"drops\": %zu, \"periods\": %zu, \"period_s\": ", v->drops, v->periods);
+    json_number(f, v->period_s);
+    fputs(", \"sample_period\": ", f);
+    json_number(f, v->sample_period);
+    fputs(", \"growth_bytes\": ", f);
+    json_number(f, v->growth_bytes);
+    fputs(", \"noise_bytes\": ", f);
+    json_number(f, v->noise_bytes);
+    fputs(", \"z\": ", f);
+    json_number(f, v->z);
+    fputs(", \"z_leak\": ", f);
+    json_number(f, v->reason == LG_VERDICT_STAIRCASE ? LG_VERDICT_Z_MONOTONE : LG_VERDICT_Z_LEAK);
+    fputs(", \"z_bounded\": ", f);
+    json_number(f, LG_VERDICT_Z_BOUNDED);
+    fputs(", \"troughs\": [", f);
+    json_number(f, v->trough_first);
+    fputs(", ", f);
+    json_number(f, v->trough_last);
+    fputs("], \"peaks\": [", f);
+    json_number(f, v->peak_first);
+    fputs(", ", f);
+    json_number(f, v->peak_last);
+    fprintf(f, "], \"min_bytes\": %.0f, \"max_bytes\": %.0f, \"never_fell\": %s}", v->min_bytes,
+            v->max_bytes, v->never_fell ? "true" : "false");
 }
 
 int lg_summary_write_json(const char *path, const struct lg_summary *s)
@@ -279,32 +337,12 @@ int lg_summary_write_json(const char *path, const struct lg_summary *s)
             lg_hist_mean(h) / 1e6);
     fprintf(f, ",\n  \"profiles\": %zu", s->npoints);
     fputs(",\n  \"verdict\": ", f);
-    lg_json_write_string(f, lg_verdict_name(s->profiling && v ? v->kind : LG_VERDICT_UNKNOWN));
-    char line[1024];
+    lg_json_write_string(f, lg_verdict_name(s->profiling ? v->kind : LG_VERDICT_UNDECIDED));
+    char line[LG_VERDICT_LINE_MAX];
     lg_verdict_line(line, sizeof(line), s);
     fputs(",\n  \"verdict_line\": ", f);
     lg_json_write_string(f, line);
-    if (v != NULL && v->kind != LG_VERDICT_UNKNOWN) {
-        fputs(",\n  \"inuse_slope_bytes_per_s\": ", f);
-        json_number(f, v->slope_bytes_per_s);
-        fputs(",\n  \"inuse_bytes_per_request\": ", f);
-        json_number(f, v->bytes_per_request);
-        fputs(",\n  \"verdict_stats\": {\"window_s\": ", f);
-        json_number(f, v->window_s);
-        fprintf(f, ", \"points\": %zu, \"t\": ", v->n);
-        json_number(f, v->t_stat);
-        fputs(", \"t_crit\": ", f);
-        json_number(f, v->t_crit);
-        fputs(", \"rho\": ", f);
-        json_number(f, v->rho);
-        fputs(", \"falls_over_rises\": ", f);
-        json_number(f, v->rises > 0 ? v->falls / v->rises : 0);
-        fprintf(f, ", \"min_bytes\": %.0f, \"max_bytes\": %.0f, \"test_a\": %s, \"test_b\": %s}",
-                v->min_bytes, v->max_bytes, v->test_a ? "true" : "false",
-                v->test_b ? "true" : "false");
-    } else {
-        fputs(",\n  \"inuse_slope_bytes_per_s\": null,\n  \"inuse_bytes_per_request\": null", f);
-    }
+    lg_verdict_write_json_fields(f, s->profiling ? v : NULL);
     fputs(",\n  \"top_growing\": [", f);
     size_t named = 0;
     for (size_t i = 0; s->growth && i < s->growth->n && named < 10; i++) {

@@ -2,8 +2,12 @@
  * lg_report: what a run leaves behind. DIR/timeline.csv gets one row per second as the run goes
  * (flushed each time, so an interrupted run keeps its rows); DIR/profiles.csv one row per heap
  * profile; DIR/report.json and the stdout summary at the end. The summary's last line is always
- * the verdict: "verdict: LEAK ...", "verdict: BOUNDED ..." or "verdict: UNKNOWN ..." (no or too
- * few profiles to judge).
+ * the verdict: "verdict: LEAK ...", "verdict: BOUNDED ..." or "verdict: UNDECIDED ...", each
+ * with its reason on the same line (lg_verdict.h).
+ *
+ * profiles.csv columns: seq, elapsed_s, requests, inuse_bytes, inuse_objects, sample_period (the
+ * profile's period in bytes, 0 where the figure is exact), file (heap-NNNN.pb.gz, in DIR).
+ * `loadgen verdict` reads them back by header name.
  *
  * timeline.csv columns: elapsed_s, requests (cumulative complete responses), errors
  * (cumulative), rps (this second), p50_ms, p90_ms, p99_ms, max_ms (latency of this second's
@@ -65,7 +69,16 @@ struct lg_summary {
 void lg_summary_print(FILE *f, const struct lg_summary *s);
 int lg_summary_write_json(const char *path, const struct lg_summary *s);
 
+#define LG_VERDICT_LINE_MAX 2048
+
 /* The verdict line (without newline) into buf. */
 void lg_verdict_line(char *buf, size_t len, const struct lg_summary *s);
+
+/* The same line from a verdict and the first -> last profile diff (NULL: no "grew most"). */
+void lg_verdict_format(char *buf, size_t len, const struct lg_verdict *v,
+                       const struct lg_diff *growth);
+
+/* report.json's verdict fields (each preceded by ",\n  "); v NULL: no profiles. */
+void lg_verdict_write_json_fields(FILE *f, const struct lg_verdict *v);
 
 #endif

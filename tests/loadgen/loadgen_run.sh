@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Integration test of loadgen against lg_fake_server (exactly known heap behaviour) and the bare
-# evhttp server: the verdicts and outputs, request counts against rate x duration, a stalled
+# evhttp server: the verdicts and outputs, `loadgen verdict` and --fail-on-leak with their exit
+# statuses and bad-input messages, request counts against rate x duration, a stalled
 # server showing in p99, errors and exit statuses, diff and plot. 127.0.0.1 only; every server
-# is killed by PID (tests/lib.sh); about 40 s in all.
+# is killed by PID (tests/lib.sh); about 50 s in all.
 #   loadgen_run.sh BIN_DIR
 set -u
 BIN=$1
@@ -72,6 +73,52 @@ nprof=$(ls "$T/leak"/heap-*.pb.gz | wc -l)
 [ "$nprof" -ge 12 ] || lc_fail "$nprof heap profiles, want >= 12"
 [ -s "$T/leak/heap-0000.pb.gz" ] || lc_fail "no heap-0000.pb.gz"
 
+# --- profiles.csv: sample_period (the fake server's profiles are exact: period 1 -> 0)
+head -1 "$T/leak/profiles.csv" | grep -q '^seq,elapsed_s,requests,inuse_bytes,inuse_objects,sample_period,file$' ||
+    lc_fail "profiles.csv header: $(head -1 "$T/leak/profiles.csv")"
+sed -n 2p "$T/leak/profiles.csv" | grep -q '^0,[0-9.]*,[0-9]*,[0-9]*,[0-9]*,0,heap-0000.pb.gz$' ||
+    lc_fail "profiles.csv row: $(sed -n 2p "$T/leak/profiles.csv")"
+grep -q '"run_more_s": 0' "$R" && grep -q '"verdict_stats": {"reason": "staircase"' "$R" ||
+    lc_fail "report.json verdict fields: $(grep verdict "$R")"
+
+# --- loadgen verdict: the saved run judged again, the same line, exit 1 for LEAK
+expect_status 1 "verdict of the leak run" "$LG" verdict "$T/leak"
+grep -q "^$T/leak: verdict: LEAK .*store_put (fake/store.c:42)" "$T/out" ||
+    lc_fail "verdict leak: $(cat "$T/out")"
+[ "$(sed "s|^$T/leak: ||" "$T/out")" = "$(tail -1 "$T/leak.txt")" ] ||
+    lc_fail "offline verdict differs: $(cat "$T/out") vs $(tail -1 "$T/leak.txt")"
+# without the profile files: the same verdict, no function named
+mkdir "$T/csvonly" && cp "$T/leak/profiles.csv" "$T/csvonly/"
+expect_status 1 "verdict without profiles" "$LG" verdict "$T/csvonly"
+grep -q "verdict: LEAK " "$T/out" && ! grep -q "grew most" "$T/out" ||
+    lc_fail "verdict without profile files: $(cat "$T/out")"
+# columns found by name, in any order, with extra ones
+awk -F, 'BEGIN { OFS = "," } { print $6, "x", $4, $2, $3 }' "$T/leak/profiles.csv" >"$T/csvonly/profiles.csv"
+expect_status 1 "verdict with reordered columns" "$LG" verdict "$T/csvonly"
+# bad input: exit 2, the file and line named
+expect_status 2 "verdict of a missing dir" "$LG" verdict "$T/nope"
+grep -q "$T/nope/profiles.csv" "$T/err" || lc_fail "missing dir message: $(cat "$T/err")"
+sed '4s/,[0-9]*,/,12abc,/' "$T/leak/profiles.csv" >"$T/csvonly/profiles.csv"
+expect_status 2 "verdict of a malformed row" "$LG" verdict "$T/csvonly"
+grep -q "csvonly/profiles.csv:4: .*12abc" "$T/err" || lc_fail "malformed row message: $(cat "$T/err")"
+printf 'seq,elapsed_s,requests\n0,0.1,5\n' >"$T/csvonly/profiles.csv"
+expect_status 2 "verdict without inuse_bytes" "$LG" verdict "$T/csvonly"
+grep -q 'csvonly/profiles.csv:1: no "inuse_bytes" column' "$T/err" || lc_fail "no column message: $(cat "$T/err")"
+expect_status 2 "verdict without a dir" "$LG" verdict
+
+# --- --fail-on-leak: exit 1 on LEAK, after every file is written; 3 on UNDECIDED
+expect_status 1 "--fail-on-leak on a leak" "$LG" --url "$fake_URL/process" --rate 1000 --duration 3s \
+    --profile-url "$fake_DEBUG_URL/debug/pprof/heap" --profile-every 500ms --out "$T/gate" --fail-on-leak
+tail -1 "$T/out" | grep -q "^verdict: LEAK" || lc_fail "gate run: $(tail -1 "$T/out")"
+[ -s "$T/gate/report.json" ] && [ -s "$T/gate/timeline.csv" ] && [ -s "$T/gate/heap-0001.pb.gz" ] ||
+    lc_fail "--fail-on-leak lost files"
+expect_status 3 "--fail-on-leak on too few profiles" "$LG" --url "$fake_URL/process" --rate 1000 \
+    --duration 2s --profile-url "$fake_DEBUG_URL/debug/pprof/heap" --profile-every 1s --fail-on-leak
+tail -1 "$T/out" | grep -q "^verdict: UNDECIDED .*too few to judge (need 6); run at least [0-9]* s more" ||
+    lc_fail "short gate run: $(tail -1 "$T/out")"
+expect_status 0 "no --fail-on-leak: exit 0 whatever the verdict" "$LG" --url "$fake_URL/process" \
+    --rate 1000 --duration 2s --profile-url "$fake_DEBUG_URL/debug/pprof/heap" --profile-every 1s
+
 # --- diff between the first and the last profile
 last=$(ls "$T/leak"/heap-*.pb.gz | tail -1)
 "$LG" diff "$T/leak/heap-0000.pb.gz" "$last" >"$T/diff.txt" || lc_fail "diff failed"
@@ -96,6 +143,9 @@ lc_start_server ttl "$BIN/lg_fake_server" --mode ttl --ttl-ms 2000 --sweep-ms 10
 "$LG" --url "$ttl_URL/process" --rate 2000 --duration 8s --profile-url "$ttl_DEBUG_URL/debug/pprof/heap" \
     --profile-every 700ms --out "$T/ttl" --label fake-ttl >"$T/ttl.txt" 2>&1 || lc_fail "ttl run failed"
 tail -1 "$T/ttl.txt" | grep -q "^verdict: BOUNDED in-use stayed within" || lc_fail "ttl run: $(tail -1 "$T/ttl.txt")"
+expect_status 0 "verdict of the ttl run" "$LG" verdict "$T/ttl"
+expect_status 1 "verdict of a leak and a ttl run" "$LG" verdict "$T/ttl" "$T/leak"
+[ "$(grep -c ': verdict: ' "$T/out")" = 2 ] || lc_fail "two dirs, two lines: $(cat "$T/out")"
 lc_stop_server ttl
 
 # --- plot: PNG and SVG, one line per run
