@@ -65,6 +65,7 @@
 #include <unistd.h>
 
 #include "hprof_collect.h"
+#include "hprof_env.h"
 
 #if !defined(__GLIBC__) || !(defined(__x86_64__) || defined(__aarch64__))
 #error "hprof_malloc forwards to glibc's __libc_* allocator and relies on its 64-bit chunk layout"
@@ -169,13 +170,6 @@ static inline void hprof_set_hdr(void *user, size_t off, unsigned kind, uintptr_
 }
 
 /* ---- small helpers ---- */
-
-static void hprof_warn(const char *msg)
-{
-    /* write(2): no allocation, no stdio lock; we may be inside malloc. */
-    ssize_t rc = write(STDERR_FILENO, msg, strlen(msg));
-    (void)rc;
-}
 
 static int hprof_is_own_pc(const void *pc)
 {
@@ -328,15 +322,13 @@ static int hprof_glibc_layout_ok(void)
 
 static uint64_t hprof_env_u64(const char *name, uint64_t dflt, int *given)
 {
-    const char *s = getenv(name); /* glibc's getenv does not allocate */
+    const char *s = hprof_env_get(name); /* captured without allocating */
     uint64_t v;
     *given = 0;
     if (s == NULL || *s == '\0')
         return dflt;
     if (hprof_parse_u64(s, &v) != 0) {
-        hprof_warn("heapprof: ignoring ");
-        hprof_warn(name);
-        hprof_warn(": not a non-negative integer\n");
+        hprof_log("ignoring %s=%s: not a non-negative integer\n", name, s);
         return dflt;
     }
     *given = 1;
@@ -362,11 +354,11 @@ static void hprof_init(void)
     size_t page = (size_t)getauxval(AT_PAGESZ);
     hprof_page = page ? page : 4096;
     if (rate != 0 && !hprof_glibc_layout_ok()) {
-        hprof_warn("heapprof: glibc chunk layout not as expected; sampling is off\n");
+        hprof_log("glibc chunk layout not as expected; sampling is off\n");
         rate = 0;
     }
     if (rate != 0 && hprof_table_init(rate) != 0) {
-        hprof_warn("heapprof: cannot map the bucket table; sampling is off\n");
+        hprof_log("cannot map the bucket table; sampling is off\n");
         rate = 0;
     }
     pthread_atfork(hprof_atfork_prepare, hprof_atfork_parent, hprof_atfork_child);

@@ -23,6 +23,7 @@
  */
 #include "hprof_output.h"
 #include "hprof_web.h"
+#include "hprof_env.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -178,19 +179,6 @@ static pthread_mutex_t dump_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t ctl_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t ctl_cond;
 
-/* A one-line message on stderr, without stdio (this may run at exit, or in a thread while the
- * program uses stdio). */
-__attribute__((format(printf, 1, 2))) static void warn(const char *fmt, ...)
-{
-    char line[PATH_MAX + 256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        (void)!write(STDERR_FILENO, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
-}
-
 /* Write the next PREFIX.NNNN.pb.gz. Returns 0 / -1. */
 static int dump(void)
 {
@@ -211,7 +199,7 @@ static int dump(void)
         fw.seq++;
     else if (!fw.warned) {
         fw.warned = true; /* once: a full disk would otherwise fill stderr too */
-        warn("heapprof: cannot write %s: %s\n", path, strerror(errno));
+        hprof_log("cannot write %s: %s\n", path, strerror(errno));
     }
     hprof_output_free(buf);
     pthread_mutex_unlock(&dump_lock);
@@ -272,7 +260,7 @@ const char hprof_file_anchor[] = "HEAPPROF_FILE";
 
 __attribute__((constructor)) static void hprof_file_init(void)
 {
-    const char *prefix = getenv("HEAPPROF_FILE");
+    const char *prefix = hprof_env_get("HEAPPROF_FILE");
     if (prefix == NULL || *prefix == '\0')
         return;
     fw.pid = getpid();
@@ -286,23 +274,23 @@ __attribute__((constructor)) static void hprof_file_init(void)
         n = snprintf(fw.prefix, sizeof(fw.prefix), "%s/%s", cwd, prefix);
     }
     if (n < 0 || (size_t)n >= sizeof(fw.prefix)) {
-        warn("heapprof: HEAPPROF_FILE is too long: no profiles will be written\n");
+        hprof_log("HEAPPROF_FILE is too long: no profiles will be written\n");
         return;
     }
-    const char *interval = getenv("HEAPPROF_INTERVAL");
+    const char *interval = hprof_env_get("HEAPPROF_INTERVAL");
     if (interval != NULL && *interval != '\0') {
         int64_t ns = 0;
         if (lc_parse_duration_ns(interval, &ns) != 0 || ns <= 0)
-            warn("heapprof: HEAPPROF_INTERVAL=%s is not a positive duration (e.g. 10s): "
-                 "writing at exit only\n",
-                 interval);
+            hprof_log("HEAPPROF_INTERVAL=%s is not a positive duration (e.g. 10s): "
+                      "writing at exit only\n",
+                      interval);
         else
             fw.interval_ns = ns;
     }
     hprof_internal_enter();
     if (atexit(at_exit) != 0) {
         hprof_internal_exit();
-        warn("heapprof: cannot register the exit dump\n");
+        hprof_log("cannot register the exit dump\n");
         return;
     }
     if (fw.interval_ns > 0) {
@@ -319,7 +307,7 @@ __attribute__((constructor)) static void hprof_file_init(void)
             fw.thread_started = true;
             pthread_setname_np(fw.thread, "hprof-file");
         } else {
-            warn("heapprof: cannot start the HEAPPROF_INTERVAL thread: writing at exit only\n");
+            hprof_log("cannot start the HEAPPROF_INTERVAL thread: writing at exit only\n");
         }
         pthread_sigmask(SIG_SETMASK, &old, NULL);
     }

@@ -3,9 +3,9 @@
  * signal to dump a profile now.
  *
  * HEAPPROF_HTTP=HOST:PORT: a constructor binds HOST:PORT (port 0 picks a free one), prints
- * "heapprof: listening /debug http://HOST:PORT" on stderr, and starts a thread ("hprof-http")
- * with an event base and an evhttp of its own on which hprof_http_mount serves every endpoint.
- * The whole thread runs inside hprof_internal_enter: libevent's allocations for its
+ * "heapprof[PID COMM]: listening /debug http://HOST:PORT" on stderr, and starts a thread
+ * ("hprof-http") with an event base and an evhttp of its own on which hprof_http_mount serves every
+ * endpoint. The whole thread runs inside hprof_internal_enter: libevent's allocations for its
  * connections are the profiler's overhead, not the program's heap. It blocks every signal but
  * SIGURG (so the program's handlers run on the program's threads, and the threads profile still
  * sees it). A bind failure prints a warning and the program carries on without the endpoints.
@@ -22,6 +22,7 @@
  * A fork child has neither thread: its exit handler does nothing.
  */
 #include "hprof_web.h"
+#include "hprof_env.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -61,17 +62,6 @@ static struct {
     pthread_t thread;
 } usr2 = {{-1, -1}, 0};
 
-__attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        (void)!write(STDERR_FILENO, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
-}
-
 /* ---- HEAPPROF_HTTP ---- */
 
 static void on_stop(evutil_socket_t fd, short what, void *arg)
@@ -105,9 +95,9 @@ static void start_server(const char *spec)
     char host[HPROF_HOST_MAX];
     uint16_t port;
     if (lc_parse_hostport(spec, host, sizeof(host), &port) != 0) {
-        say("heapprof: HEAPPROF_HTTP=%s is not HOST:PORT (e.g. 127.0.0.1:6060): the debug "
-            "endpoints are off\n",
-            spec);
+        hprof_log("HEAPPROF_HTTP=%s is not HOST:PORT (e.g. 127.0.0.1:6060): the debug "
+                  "endpoints are off\n",
+                  spec);
         return;
     }
     hprof_internal_enter();
@@ -116,20 +106,20 @@ static void start_server(const char *spec)
     srv.http = srv.base != NULL ? evhttp_new(srv.base) : NULL;
     srv.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (srv.http == NULL || srv.stop_fd < 0) {
-        say("heapprof: HEAPPROF_HTTP: cannot set up the debug listener: %s\n", strerror(errno));
+        hprof_log("HEAPPROF_HTTP: cannot set up the debug listener: %s\n", strerror(errno));
         goto fail;
     }
     evhttp_set_max_body_size(srv.http, HPROF_MAX_BODY);
     evhttp_set_max_headers_size(srv.http, HPROF_MAX_HEADERS);
     evhttp_set_timeout(srv.http, HPROF_IDLE_SECONDS);
     if (hprof_http_mount(srv.http) != 0) {
-        say("heapprof: HEAPPROF_HTTP: cannot mount the debug endpoints\n");
+        hprof_log("HEAPPROF_HTTP: cannot mount the debug endpoints\n");
         goto fail;
     }
     bound = evhttp_bind_socket_with_handle(srv.http, host, port);
     if (bound == NULL) {
-        say("heapprof: HEAPPROF_HTTP: cannot listen on %s: %s; the debug endpoints are off\n", spec,
-            strerror(errno ? errno : EADDRNOTAVAIL));
+        hprof_log("HEAPPROF_HTTP: cannot listen on %s: %s; the debug endpoints are off\n", spec,
+                  strerror(errno ? errno : EADDRNOTAVAIL));
         goto fail;
     }
     struct sockaddr_storage addr;
@@ -139,7 +129,7 @@ static void start_server(const char *spec)
                                                 : ((struct sockaddr_in *)&addr)->sin_port);
     srv.stop_event = event_new(srv.base, srv.stop_fd, EV_READ, on_stop, srv.base);
     if (srv.stop_event == NULL || event_add(srv.stop_event, NULL) != 0) {
-        say("heapprof: HEAPPROF_HTTP: cannot set up the debug listener\n");
+        hprof_log("HEAPPROF_HTTP: cannot set up the debug listener\n");
         goto fail;
     }
     sigset_t all, old;
@@ -150,14 +140,14 @@ static void start_server(const char *spec)
     int rc = pthread_create(&srv.thread, NULL, serve_main, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
-        say("heapprof: HEAPPROF_HTTP: cannot start its thread: %s\n", strerror(rc));
+        hprof_log("HEAPPROF_HTTP: cannot start its thread: %s\n", strerror(rc));
         goto fail;
     }
     pthread_setname_np(srv.thread, "hprof-http");
     srv.running = true;
     atexit(stop_server);
     bool v6 = strchr(host, ':') != NULL;
-    say("heapprof: listening /debug http://%s%s%s:%u\n", v6 ? "[" : "", host, v6 ? "]" : "", port);
+    hprof_log("listening /debug http://%s%s%s:%u\n", v6 ? "[" : "", host, v6 ? "]" : "", port);
     hprof_internal_exit();
     return;
 fail:
@@ -214,7 +204,7 @@ static void start_usr2(void)
     int rc = pthread_create(&usr2.thread, NULL, usr2_main, NULL);
     pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     if (rc != 0) {
-        say("heapprof: cannot start the SIGUSR2 thread: %s\n", strerror(rc));
+        hprof_log("cannot start the SIGUSR2 thread: %s\n", strerror(rc));
         close(usr2.pipe[0]);
         close(usr2.pipe[1]);
         goto out;
@@ -237,10 +227,10 @@ const char hprof_serve_anchor[] = "HEAPPROF_HTTP";
 
 __attribute__((constructor)) static void hprof_serve_init(void)
 {
-    const char *file = getenv("HEAPPROF_FILE");
+    const char *file = hprof_env_get("HEAPPROF_FILE");
     if (file != NULL && *file != '\0')
         start_usr2();
-    const char *spec = getenv("HEAPPROF_HTTP");
+    const char *spec = hprof_env_get("HEAPPROF_HTTP");
     if (spec != NULL && *spec != '\0')
         start_server(spec);
 }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "collect_test.h"
+#include "hprof_env.h"
 
 /* Hide values from the compiler: the test passes absurd sizes and reads blocks after a
  * failed realloc on purpose, which GCC would otherwise reject or optimise on. */
@@ -41,7 +42,8 @@ static int ct_setup(void **state)
     (void)state;
     free(malloc(1));
     ct_rate = hprof_collect_rate();
-    const char *env = getenv("HEAPPROF_RATE");
+    /* The profiler takes HEAPPROF_* out of the environment at load: ask it what it read. */
+    const char *env = hprof_env_get("HEAPPROF_RATE");
     uint64_t want = env ? strtoull(env, NULL, 10) : HPROF_DEFAULT_RATE;
     if (ct_rate != want) {
         print_error("rate in effect %llu, HEAPPROF_RATE asks %llu\n", (unsigned long long)ct_rate,

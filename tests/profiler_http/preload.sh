@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The profiler in a program that knows nothing of it (LD_PRELOAD=libheapprof.so):
-#  - HEAPPROF_HTTP=127.0.0.1:0 prints "heapprof: listening /debug http://..." on stderr and
-#    serves the endpoints from a thread of its own: go tool pprof reads heap (keep_block on
+#  - HEAPPROF_HTTP=127.0.0.1:0 prints "heapprof[PID alloc_loop]: listening /debug http://..." on
+#    stderr and serves the endpoints from a thread of its own: go tool pprof reads heap (keep_block on
 #    top), heap?debug=1 and threads (the program's main thread and hprof-http); memstats works;
 #  - a taken port: a clear warning, and the program still runs to its end (exit 0);
 #  - HEAPPROF_FILE + HEAPPROF_INTERVAL=1s: numbered profiles appear while it runs, and one more
@@ -40,12 +40,13 @@ wait_exit() {
 start_preloaded A 30 HEAPPROF_HTTP=127.0.0.1:0
 url=""
 for i in $(seq 100); do
-    url=$(sed -n 's#^heapprof: listening /debug \(http://127\.0\.0\.1:[0-9]*\)$#\1#p' "$A_ERR")
+    # Every line of the profiler names the process: heapprof[PID COMM].
+    url=$(sed -n "s#^heapprof\\[$A_PID alloc_loop\\]: listening /debug \\(http://127\\.0\\.0\\.1:[0-9]*\\)\$#\\1#p" "$A_ERR")
     [ -n "$url" ] && break
     kill -0 "$A_PID" 2>/dev/null || lc_fail "alloc_loop died: $(cat "$A_ERR")"
     sleep 0.1
 done
-[ -n "$url" ] || lc_fail "no 'heapprof: listening /debug' line: $(cat "$A_ERR")"
+[ -n "$url" ] || lc_fail "no 'heapprof[$A_PID alloc_loop]: listening /debug' line: $(cat "$A_ERR")"
 sleep 1 # let it keep a few MiB
 ph_pprof -top "$url/debug/pprof/heap" >"$LC_TMP/top"
 ph_expect "$LC_TMP/top" '^File: alloc_loop' '^Type: inuse_space' ' keep_block$'
@@ -75,7 +76,7 @@ for i in $(seq 50); do [ -s "$LC_TMP/holder" ] && break; sleep 0.1; done
 taken=$(cat "$LC_TMP/holder")
 start_preloaded B 0.5 HEAPPROF_HTTP=127.0.0.1:"$taken"
 wait_exit "$B_PID"
-grep -q "^heapprof: HEAPPROF_HTTP: cannot listen on 127.0.0.1:$taken: .*the debug endpoints are off" "$B_ERR" ||
+grep -q "^heapprof\[$B_PID alloc_loop\]: HEAPPROF_HTTP: cannot listen on 127.0.0.1:$taken: .*the debug endpoints are off" "$B_ERR" ||
     lc_fail "no clear warning for a taken port: $(cat "$B_ERR")"
 grep -q '^alloc_loop: kept ' "$LC_TMP/B.out" || lc_fail "alloc_loop did not carry on"
 kill "$holder" 2>/dev/null

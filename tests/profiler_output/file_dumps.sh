@@ -37,7 +37,7 @@ m=$(ls "$dir" | grep -c '^p\.' || true)
 # 4. An unwritable directory: exit status 0, one clear line on stderr, no crash.
 HEAPPROF_FILE=/nonexistent-dir/p HEAPPROF_INTERVAL=50ms "$helper" sleep 300 2>"$dir/err" ||
     fail "unwritable dir: exit $?"
-[ "$(grep -c 'heapprof: cannot write /nonexistent-dir/p.0000.pb.gz' "$dir/err")" -eq 1 ] ||
+[ "$(grep -Ec '^heapprof\[[0-9]+ [^]]+\]: cannot write /nonexistent-dir/p.0000.pb.gz' "$dir/err")" -eq 1 ] ||
     fail "unwritable dir: expected one warning, got: $(cat "$dir/err")"
 rm -f "$dir/err"
 
