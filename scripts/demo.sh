@@ -11,6 +11,7 @@
 #  5. stops everything it started, and exits non-zero with a message if any step fails.
 #
 # Knobs (environment): DURATION=60s RATE=2000 TTL=6s SWEEP=3s PROFILE_EVERY=1s OUT=out
+# LEAKCASE_BIN=DIR: run the programs already built in DIR (e.g. build/bin) and skip step 1.
 # A sweep period several times shorter than the half of the run the verdict judges keeps the
 # sawtooth's phase from reading as a trend.
 # HEAPPROF_RATE=65536: the demo samples every 64 KiB on average, eight times more often than the
@@ -32,14 +33,23 @@ die() {
 }
 step() { printf '\n==> %s\n' "$*"; }
 
-# shellcheck disable=SC2086 # word lists
-lc_ensure_packages $LC_BUILD_PACKAGES curl gnuplot-nox golang-go || die "cannot install packages"
-build_dir=${BUILD_DIR:-$LC_ROOT/build}
-step "building leaky, fixed and loadgen in $build_dir"
-cmake -S "$LC_ROOT" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
-    cmake --build "$build_dir" -j "$(nproc)" --target leaky fixed loadgen >/dev/null ||
-    die "the build failed (run: cmake --build $build_dir)"
-bin="$build_dir/bin"
+if [ -n "${LEAKCASE_BIN:-}" ]; then
+    # An existing build, used as it is: no apt, no configure, no build (tests/e2e runs the demo
+    # against the tree under test while ctest runs other tests from it).
+    bin=$LEAKCASE_BIN
+    for prog in leaky fixed loadgen; do
+        [ -x "$bin/$prog" ] || die "LEAKCASE_BIN=$bin has no $prog (build it first)"
+    done
+else
+    # shellcheck disable=SC2086 # word lists
+    lc_ensure_packages $LC_BUILD_PACKAGES curl gnuplot-nox golang-go || die "cannot install packages"
+    build_dir=${BUILD_DIR:-$LC_ROOT/build}
+    step "building leaky, fixed and loadgen in $build_dir"
+    cmake -S "$LC_ROOT" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
+        cmake --build "$build_dir" -j "$(nproc)" --target leaky fixed loadgen >/dev/null ||
+        die "the build failed (run: cmake --build $build_dir)"
+    bin="$build_dir/bin"
+fi
 . "$LC_ROOT/tests/lib.sh" # lc_start_server / lc_stop_server: port 0, cleanup by PID
 
 rm -rf "$OUT/leaky" "$OUT/fixed"

@@ -4,9 +4,11 @@
 #                                        /process base URL), NAME_DEBUG_URL, NAME_ERR (stderr file)
 #   lc_stop_server NAME                  SIGTERM by PID, wait; sets NAME_STATUS to the exit status
 #   lc_fail MESSAGE                      print and exit 1
+#   lc_skip MESSAGE                      exit 77 (skipped), or fail under CI=true (tests/skip.sh)
 # Every server started here is killed by PID when the script exits, whatever happens.
 # Everything talks to 127.0.0.1 only and every wait is bounded.
 
+. "$(dirname "${BASH_SOURCE[0]}")/skip.sh"
 set -u
 LC_TMP=$(mktemp -d "${TMPDIR:-/tmp}/leakcase-test.XXXXXX")
 LC_PIDS=""

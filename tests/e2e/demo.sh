@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The demo's flow at small scale: scripts/demo.sh with 20 s of load (instead of 60), and sweeps
 # every 2 s (TTL 4 s) so that the 10 s the verdict judges still hold five teeth of the sawtooth,
-# against the build under test, into a scratch directory. Passes when the demo does (it exits non-zero unless
+# against the build under test as it is (LEAKCASE_BIN: no apt, no rebuild while ctest runs other
+# tests from it), into a scratch directory. Passes when the demo does (it exits non-zero unless
 # leaky is judged LEAK and fixed BOUNDED) and leaves the chart and the diagnosis behind.
 # usage: demo.sh SOURCE_DIR BUILD_DIR
 set -u
 . "$(dirname "$0")/../lib.sh"
 src=$1
-export BUILD_DIR=$2 OUT="$LC_TMP/out" DURATION=20s TTL=4s SWEEP=2s
+export LEAKCASE_BIN=$2/bin OUT="$LC_TMP/out" DURATION=20s TTL=4s SWEEP=2s
 if ! "$src/scripts/demo.sh" >"$LC_TMP/demo.log" 2>&1; then
     tail -n 40 "$LC_TMP/demo.log" >&2
     lc_fail "scripts/demo.sh failed"

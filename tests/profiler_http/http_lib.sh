@@ -1,7 +1,7 @@
 # tests/profiler_http/http_lib.sh: shared by this directory's shell tests. Source it with the
 # test's arguments: LEAKY LOADGEN ALLOC_LOOP LIBHEAPPROF. Sources ../lib.sh (servers on port 0,
 # killed by PID at exit, bounded waits) and adds:
-#   ph_need_go                      exit 77 unless `go` (Debian golang-go) is installed
+#   ph_need_go                      lc_skip unless `go` (Debian golang-go) is installed
 #   ph_pprof ARGS...                go tool pprof with a private HOME/GOCACHE/PPROF_TMPDIR,
 #                                   bounded to 120 s; fails the test on error
 #   ph_get URL [CURL ARGS...]       fetch into $LC_TMP/body, headers into $LC_TMP/headers;
@@ -20,7 +20,7 @@ done
 command -v curl >/dev/null || lc_fail "curl is not installed"
 
 ph_need_go() {
-    command -v go >/dev/null 2>&1 || { echo "SKIP: go (Debian golang-go) is not installed"; exit 77; }
+    command -v go >/dev/null 2>&1 || lc_skip "go (Debian golang-go) is not installed"
     export HOME="$LC_TMP/home" GOCACHE="$LC_TMP/gocache" GOPATH="$LC_TMP/gopath"
     export PPROF_TMPDIR="$LC_TMP/pprof" PPROF_BINARY_PATH="$LC_TMP/no-binaries" GOTOOLCHAIN=local
     mkdir -p "$HOME" "$PPROF_TMPDIR" "$PPROF_BINARY_PATH"

@@ -9,7 +9,7 @@
 # usage: prometheus.sh LEAKY LOADGEN ALLOC_LOOP LIBHEAPPROF
 set -u
 . "$(dirname "$0")/http_lib.sh"
-command -v prometheus >/dev/null || { echo "SKIP: prometheus (Debian package prometheus) is not installed"; exit 77; }
+command -v prometheus >/dev/null || lc_skip "prometheus (Debian package prometheus) is not installed"
 command -v python3 >/dev/null || lc_fail "python3 is not installed"
 
 HEAPPROF_RATE=4096 lc_start_server S "$PH_LEAKY" --threads 2

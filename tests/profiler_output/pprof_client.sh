@@ -5,7 +5,8 @@
 # usage: pprof_client.sh PROFILE_HELPER    (exit 77 = skipped: no Go toolchain)
 set -eu
 helper=$1
-command -v go >/dev/null 2>&1 || { echo "SKIP: go (Debian golang-go) is not installed"; exit 77; }
+. "$(dirname "$0")/../skip.sh"
+command -v go >/dev/null 2>&1 || lc_skip "go (Debian golang-go) is not installed"
 dir=$(mktemp -d /tmp/hprof-pprof-XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 export HOME="$dir/home" GOCACHE="$dir/gocache" GOPATH="$dir/gopath" PPROF_TMPDIR="$dir/pprof"

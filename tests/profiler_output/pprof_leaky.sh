@@ -4,8 +4,9 @@
 # usage: pprof_leaky.sh LEAKY   (exit 77 = skipped: no Go toolchain or curl)
 set -eu
 leaky=$1
-command -v go >/dev/null 2>&1 || { echo "SKIP: go (Debian golang-go) is not installed"; exit 77; }
-command -v curl >/dev/null 2>&1 || { echo "SKIP: curl is not installed"; exit 77; }
+. "$(dirname "$0")/../skip.sh"
+command -v go >/dev/null 2>&1 || lc_skip "go (Debian golang-go) is not installed"
+command -v curl >/dev/null 2>&1 || lc_skip "curl is not installed"
 dir=$(mktemp -d /tmp/hprof-leaky-XXXXXX)
 pid=
 cleanup() {
