@@ -8,11 +8,19 @@
  * covers new threads by itself. Measured here, it lost 40% of the samples as soon as two
  * threads ran at once on two cores (expirations checked on both CPUs' ticks coalesce into one
  * pending process signal), and leaky runs a loop per core, so we pay for enumeration instead:
- * start arms a timer for every thread in /proc/self/task, and the drain thread rescans every
- * HPROF_CPU_TICK_NS, arming new threads and deleting the timers of threads that are gone. A
- * thread's first tick (at most HPROF_CPU_TICK_NS of its CPU) goes unsampled, and a thread that
- * lives shorter than that is never seen. Per-thread signals never coalesce across threads,
- * and each thread's samples are exactly its own CPU time. A thread that blocks SIGPROF is not
+ * start arms a timer for every thread in /proc/self/task. A thread created later through
+ * pthread_create arms its own timer before its first instruction (hprof_tcreate's on_start
+ * hook), so its CPU time is sampled from its birth; the drain thread still rescans every
+ * HPROF_CPU_TICK_NS for threads created otherwise (clone, thrd_create: their first tick goes
+ * unsampled) and deletes the timers of threads that are gone. Per-thread signals never
+ * coalesce across threads, and each thread's samples are exactly its own CPU time.
+ * Overruns: the kernel checks CPU timers at its tick and a signal is delivered only when the
+ * thread next returns to user space; on a busy machine a thread's CPU time can pass several
+ * periods between two deliveries (a period is 10 ms, a preempted thread's slice can be longer
+ * than that), and the kernel counts the periods that found their signal still pending as
+ * overruns instead of queueing more signals. The handler weights its sample with 1 +
+ * si_overrun (the count timer_getoverrun would return for that delivery): dropping them lost
+ * a quarter of the samples when both cores were busy. A thread that blocks SIGPROF is not
  * sampled (under ITIMER_PROF its time would have been charged to another thread). The kernel
  * checks CPU timers at its tick, which caps hz (HPROF_CPU_MAX_HZ). The program cannot use
  * ITIMER_PROF or a SIGPROF handler of its own at the same time: start refuses with EBUSY.
@@ -49,8 +57,10 @@
  * the prepare handler makes new signals drop their sample and waits for running handlers to
  * leave libunwind (as the heap sampler's fork gate does for its own unwinding); the child,
  * which has neither the timers (not inherited) nor the drain thread, starts idle. The timers'
- * table is written by start (before the drain thread exists), by the drain thread, and by stop
- * (after joining it): again one writer at a time.
+ * table (g.timers, n_timers, cap_timers) and hprof_cpu_timers_on are guarded by
+ * hprof_cpu_timers_lock: start, the drain thread's scan, new threads (arming themselves) and
+ * stop all write it. Lock order: hprof_cpu_lock, then hprof_cpu_drain_lock or
+ * hprof_cpu_timers_lock (never both); the handler takes none.
  *
  * Output: the aggregate becomes a snapshot of the heap profile's shape (one bucket per stack,
  * its sample count as alloc_objects), which hprof_pprof_encode turns into mappings, symbolized
@@ -69,11 +79,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 #include <dirent.h>
 
 #include "hprof_output.h"
+#include "hprof_tcreate.h"
 #include "pcodec.h"
 
 #if !defined(__x86_64__) && !defined(__aarch64__)
@@ -85,10 +98,11 @@
 #define HPROF_CPU_AGG_MIN      256u            /* aggregate index slots at start (power of 2) */
 #define NS_PER_S               1000000000LL    /* nanoseconds per second */
 
-/* One sample: a stack, leaf first. seq = ring position + 1 once the record is complete. */
+/* One sample: a stack, leaf first, standing for weight periods (1 + the timer's overruns).
+ * seq = ring position + 1 once the record is complete. */
 struct cpu_record {
     _Atomic uint64_t seq;
-    uint32_t depth;
+    uint32_t depth, weight;
     uintptr_t pcs[HPROF_MAX_DEPTH];
 };
 
@@ -113,7 +127,7 @@ struct cpu_agg {
     size_t n_slots;
     uintptr_t *pool;
     size_t pool_n, pool_cap;
-    uint64_t lost; /* samples the aggregate had no memory for */
+    uint64_t lost; /* samples (periods) the aggregate had no memory for */
 };
 
 /* A thread's CPU-time timer: SIGPROF to that thread every interval of its CPU time. */
@@ -141,9 +155,14 @@ static struct {
     pthread_t drain;
     bool drain_started;
     int64_t interval_ns;      /* CPU time between samples of a thread */
-    struct cpu_timer *timers; /* one armed timer per thread of the process */
+    struct cpu_timer *timers; /* one armed timer per thread (hprof_cpu_timers_lock) */
     size_t n_timers, cap_timers;
 } g;
+
+/* The timers' table and whether threads should arm themselves (hprof_cpu_timers_on is also
+ * read without the lock, as the new thread's fast "no profile" check). */
+static pthread_mutex_t hprof_cpu_timers_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_bool hprof_cpu_timers_on;
 
 /* The drain thread's wake-up (CLOCK_MONOTONIC), so stop does not wait a full period. */
 static pthread_mutex_t hprof_cpu_drain_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -157,27 +176,33 @@ static void on_sigprof(int sig, siginfo_t *info, void *uc)
     (void)sig;
     (void)info;
     int saved_errno = errno;
+    /* A timer signal stands for 1 + si_overrun periods: those that expired while it was
+     * pending (see the top of this file). */
+    uint32_t weight = 1;
+    if (info != NULL && info->si_code == SI_TIMER && info->si_overrun > 0)
+        weight += (uint32_t)info->si_overrun;
     atomic_fetch_add(&hprof_cpu_active, 1);
     struct cpu_ring *ring = atomic_load(&hprof_cpu_live);
     if (ring == NULL)
         goto out;
     if (atomic_load(&hprof_cpu_forking)) {
-        atomic_fetch_add_explicit(&hprof_cpu_dropped, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&hprof_cpu_dropped, weight, memory_order_relaxed);
         goto out;
     }
     uint64_t pos = atomic_load_explicit(&ring->head, memory_order_relaxed);
     do {
         if (pos - atomic_load_explicit(&ring->tail, memory_order_acquire) >=
             HPROF_CPU_RING_RECORDS) {
-            atomic_fetch_add_explicit(&hprof_cpu_dropped, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&hprof_cpu_dropped, weight, memory_order_relaxed);
             goto out;
         }
     } while (!atomic_compare_exchange_weak_explicit(&ring->head, &pos, pos + 1,
                                                     memory_order_relaxed, memory_order_relaxed));
     struct cpu_record *r = &ring->rec[pos & (HPROF_CPU_RING_RECORDS - 1)];
     r->depth = (uint32_t)hprof_unwind_signal(uc, r->pcs);
+    r->weight = weight;
     atomic_store_explicit(&r->seq, pos + 1, memory_order_release);
-    atomic_fetch_add_explicit(&hprof_cpu_samples, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&hprof_cpu_samples, weight, memory_order_relaxed);
 out:
     atomic_fetch_sub(&hprof_cpu_active, 1);
     errno = saved_errno;
@@ -214,7 +239,7 @@ static int agg_grow_index(struct cpu_agg *a)
     return 0;
 }
 
-static int agg_add(struct cpu_agg *a, const uintptr_t *pcs, uint32_t depth)
+static int agg_add(struct cpu_agg *a, const uintptr_t *pcs, uint32_t depth, uint32_t weight)
 {
     if ((a->n + 1) * 2 > a->n_slots && agg_grow_index(a) != 0)
         return -1;
@@ -224,7 +249,7 @@ static int agg_add(struct cpu_agg *a, const uintptr_t *pcs, uint32_t depth)
         struct cpu_entry *e = &a->v[a->slots[j] - 1];
         if (e->hash == h && e->depth == depth &&
             memcmp(&a->pool[e->off], pcs, depth * sizeof(*pcs)) == 0) {
-            e->count++;
+            e->count += weight;
             return 0;
         }
     }
@@ -247,7 +272,7 @@ static int agg_add(struct cpu_agg *a, const uintptr_t *pcs, uint32_t depth)
         a->pool_cap = cap;
     }
     memcpy(&a->pool[a->pool_n], pcs, depth * sizeof(*pcs));
-    a->v[a->n] = (struct cpu_entry){h, 1, depth, (uint32_t)a->pool_n};
+    a->v[a->n] = (struct cpu_entry){h, weight, depth, (uint32_t)a->pool_n};
     a->pool_n += depth;
     a->slots[j] = (uint32_t)++a->n;
     return 0;
@@ -270,8 +295,8 @@ static void drain(struct cpu_ring *ring, struct cpu_agg *agg)
         if (atomic_load_explicit(&r->seq, memory_order_acquire) != tail + 1)
             break; /* not yet written (or not yet claimed) */
         uint32_t depth = r->depth > HPROF_MAX_DEPTH ? HPROF_MAX_DEPTH : r->depth;
-        if (agg_add(agg, r->pcs, depth) != 0)
-            agg->lost++;
+        if (agg_add(agg, r->pcs, depth, r->weight) != 0)
+            agg->lost += r->weight;
         tail++;
         atomic_store_explicit(&ring->tail, tail, memory_order_release);
     }
@@ -295,7 +320,9 @@ static void *drain_main(void *arg)
         pthread_mutex_unlock(&hprof_cpu_drain_lock);
         hprof_internal_enter();
         drain(g.ring, &g.agg);
-        (void)scan_threads(); /* threads started since the last scan: sampled from now on */
+        pthread_mutex_lock(&hprof_cpu_timers_lock);
+        (void)scan_threads(); /* threads not created by pthread_create: sampled from now on */
+        pthread_mutex_unlock(&hprof_cpu_timers_lock);
         hprof_internal_exit();
         pthread_mutex_lock(&hprof_cpu_drain_lock);
     }
@@ -334,8 +361,22 @@ static int arm_thread(pid_t tid, timer_t *out)
     return 0;
 }
 
+/* Room for one more timer in the table. 0, or -1 (out of memory). Under hprof_cpu_timers_lock. */
+static int timers_reserve(void)
+{
+    if (g.n_timers < g.cap_timers)
+        return 0;
+    size_t cap = g.cap_timers ? g.cap_timers * 2 : 16;
+    struct cpu_timer *v = realloc(g.timers, cap * sizeof(*v));
+    if (v == NULL)
+        return -1;
+    g.timers = v;
+    g.cap_timers = cap;
+    return 0;
+}
+
 /* Arm a timer for every thread not armed yet; delete the timers of threads that are gone.
- * Returns 0, or -1 when /proc/self/task cannot be read. */
+ * Returns 0, or -1 when /proc/self/task cannot be read. Under hprof_cpu_timers_lock. */
 static int scan_threads(void)
 {
     DIR *dir = opendir("/proc/self/task");
@@ -356,14 +397,8 @@ static int scan_threads(void)
             g.timers[i].seen = true;
             continue;
         }
-        if (g.n_timers == g.cap_timers) {
-            size_t cap = g.cap_timers ? g.cap_timers * 2 : 16;
-            struct cpu_timer *v = realloc(g.timers, cap * sizeof(*v));
-            if (v == NULL)
-                continue; /* this thread stays unsampled until a later scan */
-            g.timers = v;
-            g.cap_timers = cap;
-        }
+        if (timers_reserve() != 0)
+            continue; /* this thread stays unsampled until a later scan */
         timer_t id;
         if (arm_thread((pid_t)tid, &id) == 0)
             g.timers[g.n_timers++] = (struct cpu_timer){(pid_t)tid, id, true};
@@ -380,8 +415,36 @@ static int scan_threads(void)
     return 0;
 }
 
+/* hprof_tcreate's on_start hook: a thread created by pthread_create arms its own timer before
+ * its start routine runs, so none of its CPU time goes unsampled. A timer already in the table
+ * under this tid is either the scan's, armed a moment ago for this very thread, or a dead
+ * thread's whose tid the kernel reused before the scan noticed: either way it is replaced. */
+static void cpu_on_thread_start(void)
+{
+    if (!atomic_load_explicit(&hprof_cpu_timers_on, memory_order_acquire))
+        return; /* no profile: one load */
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    pthread_mutex_lock(&hprof_cpu_timers_lock);
+    if (atomic_load_explicit(&hprof_cpu_timers_on, memory_order_relaxed)) {
+        size_t i = 0;
+        while (i < g.n_timers && g.timers[i].tid != tid)
+            i++;
+        if (i < g.n_timers) {
+            timer_delete(g.timers[i].id);
+            g.timers[i] = g.timers[--g.n_timers];
+        }
+        timer_t id;
+        if (timers_reserve() == 0 && arm_thread(tid, &id) == 0)
+            g.timers[g.n_timers++] = (struct cpu_timer){tid, id, true};
+        /* else: out of memory; the next scan arms it */
+    }
+    pthread_mutex_unlock(&hprof_cpu_timers_lock);
+}
+
+/* Stop arming and delete every timer. Under hprof_cpu_timers_lock. */
 static void delete_timers(void)
 {
+    atomic_store(&hprof_cpu_timers_on, false);
     for (size_t i = 0; i < g.n_timers; i++)
         timer_delete(g.timers[i].id);
     free(g.timers);
@@ -425,6 +488,8 @@ static void atfork_child(void)
     pthread_mutex_init(&hprof_cpu_drain_lock, NULL);
     init_drain_cond(); /* the parent's drain thread may have been waiting on it */
     memset(&g.agg, 0, sizeof(g.agg));
+    pthread_mutex_init(&hprof_cpu_timers_lock, NULL);
+    atomic_store(&hprof_cpu_timers_on, false);
     g.timers = NULL; /* POSIX timers are not inherited */
     g.n_timers = g.cap_timers = 0;
     g.ring = NULL;
@@ -437,6 +502,9 @@ static void init_once(void)
 {
     init_drain_cond();
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    /* Without the hook (the table is full) new threads are still found by the rescan. */
+    const struct hprof_tcreate_hooks hooks = {.on_start = cpu_on_thread_start};
+    (void)hprof_tcreate_register(&hooks);
 }
 
 /* ---- start and stop ---- */
@@ -529,7 +597,12 @@ int hprof_cpu_start(int hz)
     g.start_mono_ns = now_ns(CLOCK_MONOTONIC);
     atomic_store(&hprof_cpu_live, g.ring);
     hprof_internal_enter();
-    int scanned = scan_threads(); /* every thread there is now; the drain thread adds later ones */
+    pthread_mutex_lock(&hprof_cpu_timers_lock);
+    /* From here on, new threads arm themselves; the scan arms every thread there is now (one
+     * created meanwhile may be armed twice: its own arming replaces the scan's). */
+    atomic_store(&hprof_cpu_timers_on, true);
+    int scanned = scan_threads();
+    pthread_mutex_unlock(&hprof_cpu_timers_lock);
     hprof_internal_exit();
     if (scanned != 0) {
         err = errno;
@@ -558,7 +631,9 @@ disarm:
     while (atomic_load(&hprof_cpu_active) != 0)
         sched_yield();
     hprof_internal_enter();
+    pthread_mutex_lock(&hprof_cpu_timers_lock);
     delete_timers();
+    pthread_mutex_unlock(&hprof_cpu_timers_lock);
     free(g.ring);
     g.ring = NULL;
     agg_free(&g.agg);
@@ -691,7 +766,9 @@ int hprof_cpu_stop(uint8_t **gz, size_t *len)
     stop_drain_thread();
 
     hprof_internal_enter();
-    delete_timers(); /* after the drain thread, which also arms them; late signals are no-ops */
+    pthread_mutex_lock(&hprof_cpu_timers_lock);
+    delete_timers(); /* late signals are no-ops; threads starting from now arm nothing */
+    pthread_mutex_unlock(&hprof_cpu_timers_lock);
     drain(g.ring, &g.agg);
     uint64_t dropped = atomic_load(&hprof_cpu_dropped) + g.agg.lost;
     int rc = 0;

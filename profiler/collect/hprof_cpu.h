@@ -3,8 +3,9 @@
  * profile that Go's runtime/pprof.StartCPUProfile writes and /debug/pprof/profile serves).
  *
  * While a profile runs, every thread of the process gets SIGPROF after each 1/hz of its own CPU
- * time (threads started meanwhile are picked up within 20 ms); each signal records the stack of
- * the thread it interrupted. Stopping
+ * time (threads started meanwhile through pthread_create from their first instruction, others
+ * within 20 ms); each signal records the stack of the thread it interrupted, weighted by the
+ * periods it stands for (timer overruns on a busy machine). Stopping
  * aggregates the stacks and encodes them, symbolized in-process, with sample types
  * samples/count and cpu/nanoseconds, period_type cpu/nanoseconds, period = 1e9 / hz.
  *
