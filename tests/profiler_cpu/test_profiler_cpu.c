@@ -6,16 +6,32 @@
  *               and the drain thread blocks the program's signals (SIGTERM...) but not SIGPROF.
  *   busy:       a worker thread interleaves cpu_hot_two (2 units) and cpu_hot_one (1 unit) for
  *               BUSY_CPU_S of its CPU time. The profile decodes; sample types, period,
- *               duration and time are Go's; every value pair is (n, n * period); the sample
- *               count is within COUNT_TOLERANCE of hz * the process's CPU seconds; the share
+ *               duration and time are Go's; every value pair is (n, n * period); the worker's
+ *               samples match the CPU time it measured itself (see "Counts" below); the share
  *               of cpu_hot_two among the hot samples is within 4 binomial sigmas of 2/3; the
  *               hot frames' caller is busy_worker (callers are symbolized as calls); neither
  *               the handler nor the signal trampoline appears in any stack.
- *   threads:    two threads started after the profile, each spinning in its own function for
- *               the same thread CPU time, concurrently: both are picked up and sampled, each
- *               about half (4 sigmas), and the count is within COUNT_TOLERANCE as for one.
+ *   born:       two threads born during the profile, each spinning in a function of its own
+ *               for BORN_CPU_S of its CPU time, while two processes of spinners keep both
+ *               cores busy: each thread's samples, and their total, match the CPU time the
+ *               threads measured themselves.
  *   fork:       a child forked while the parent profiles starts idle and can profile itself.
  *   restart:    profiles can be taken one after another; no sample is dropped.
+ *
+ * Counts. A thread's timer fires after every period of that thread's own CPU time, and a
+ * delivery that stands for several periods (overruns, on a busy machine) is weighted by them,
+ * so the count is not a Poisson draw with its sqrt(n) error: it is cpu / period (the thread's
+ * own CLOCK_THREAD_CPUTIME_ID figure) less what the end of the thread cuts off: the last
+ * partial period (< 1), an expiry the kernel had not yet noticed at its tick (tick 4 ms <
+ * period 10 ms: <= 1) and one noticed but not yet delivered (<= 1): under 3 samples a
+ * thread. Measured under `stress-ng --cpu 2`: 0 to 3 missing of 100 and 150. A thread born
+ * during the profile arms its timer at birth, so none of its CPU goes unsampled before that.
+ * The test holds each thread, and the total, to COUNT_TOLERANCE (the issue's goal: 5%, which
+ * is 5 samples at 100 periods, above those 3) and never more than one over. What it catches:
+ * a profiler that ignores overruns lost 15-25% of these threads' samples on a busy machine,
+ * and one that finds threads by a 20 ms rescan misses at least 2 periods a thread, more when
+ * the rescan is itself delayed. (A Poisson count of 100 would have a standard deviation of
+ * 10: a sampler of that kind, such as a process-wide ITIMER_PROF, could not be held to 5%.)
  *
  * `test_profiler_cpu --write PATH` only takes the busy profile and writes it (cpu_pprof.sh
  * reads it with go tool pprof).
@@ -44,8 +60,9 @@
 #include "pcodec.h"
 
 #define BUSY_CPU_S      1.5      /* CPU seconds the busy worker burns */
+#define BORN_CPU_S      1.0      /* CPU seconds each thread born during the profile burns */
 #define UNIT_ITERATIONS 40000    /* LCG steps per unit of work (~50 us) */
-#define COUNT_TOLERANCE 0.15     /* |samples - hz * CPU s| / (hz * CPU s) allowed */
+#define COUNT_TOLERANCE 0.05     /* samples missing, of CPU / period (see "Counts" above) */
 #define PERIOD_NS       10000000 /* 1e9 / 100 Hz */
 #define NS_PER_S        1000000000LL
 
@@ -93,45 +110,68 @@ static int64_t clock_ns(clockid_t clock)
 struct worker {
     double cpu_s;
     void (*a)(void), (*b)(void); /* b may be NULL */
+    int64_t used_ns;             /* out: the thread's CPU time since its birth, at its end */
 };
 
 __attribute__((noinline)) static void *busy_worker(void *arg)
 {
-    const struct worker *w = arg;
+    struct worker *w = arg;
     int64_t end = clock_ns(CLOCK_THREAD_CPUTIME_ID) + (int64_t)(w->cpu_s * NS_PER_S);
     while (clock_ns(CLOCK_THREAD_CPUTIME_ID) < end) {
         w->a();
         if (w->b != NULL)
             w->b();
     }
+    w->used_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
     return NULL;
+}
+
+/* The born threads' entry points: a frame of its own in every sample of each thread. */
+__attribute__((noinline)) static void *born_left_main(void *arg)
+{
+    void *r = busy_worker(arg);
+    __asm__ volatile(""); /* not a tail call: this frame stays on the stack */
+    return r;
+}
+
+__attribute__((noinline)) static void *born_right_main(void *arg)
+{
+    void *r = busy_worker(arg);
+    __asm__ volatile("");
+    return r;
 }
 
 struct busy_run {
     pcodec_profile *p;
     uint8_t *gz;
     size_t len;
-    double cpu_s;       /* process CPU seconds between start and stop */
-    int64_t wall_ns;    /* between start and stop */
-    int64_t start_real; /* CLOCK_REALTIME just before start */
+    double cpu_s;          /* process CPU seconds between start and stop */
+    int64_t wall_ns;       /* from before start to after stop */
+    int64_t inner_wall_ns; /* from after start to before stop */
+    int64_t start_real;    /* CLOCK_REALTIME just before start */
     struct hprof_cpu_stats stats;
 };
 
-/* Profile the given workers (each on a thread of its own) at 100 Hz. */
-static void profile_workers(struct worker *workers, int n, struct busy_run *run)
+/* Profile the given workers (each on a thread of its own, entered at mains[i], or busy_worker
+ * when mains is NULL) at 100 Hz. */
+static void profile_workers_at(struct worker *workers, void *(**mains)(void *), int n,
+                               struct busy_run *run)
 {
     memset(run, 0, sizeof(*run));
     pthread_t threads[4];
     run->start_real = clock_ns(CLOCK_REALTIME);
     int64_t wall0 = clock_ns(CLOCK_MONOTONIC);
     assert_int_equal(hprof_cpu_start(HPROF_CPU_DEFAULT_HZ), 0);
+    int64_t inner0 = clock_ns(CLOCK_MONOTONIC);
     int64_t cpu0 = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
     for (int i = 0; i < n; i++)
-        assert_int_equal(pthread_create(&threads[i], NULL, busy_worker, &workers[i]), 0);
+        assert_int_equal(
+            pthread_create(&threads[i], NULL, mains ? mains[i] : busy_worker, &workers[i]), 0);
     for (int i = 0; i < n; i++)
         pthread_join(threads[i], NULL);
     int64_t cpu1 = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
     hprof_cpu_get_stats(&run->stats);
+    run->inner_wall_ns = clock_ns(CLOCK_MONOTONIC) - inner0;
     assert_int_equal(hprof_cpu_stop(&run->gz, &run->len), 0);
     run->wall_ns = clock_ns(CLOCK_MONOTONIC) - wall0;
     run->cpu_s = (double)(cpu1 - cpu0) / NS_PER_S;
@@ -142,6 +182,11 @@ static void profile_workers(struct worker *workers, int n, struct busy_run *run)
     run->p = pcodec_decode(run->gz, run->len, err, sizeof(err));
     if (run->p == NULL)
         fail_msg("profile does not decode: %s", err);
+}
+
+static void profile_workers(struct worker *workers, int n, struct busy_run *run)
+{
+    profile_workers_at(workers, NULL, n, run);
 }
 
 static void busy_run_free(struct busy_run *run)
@@ -204,15 +249,46 @@ static void check_header(const pcodec_profile *p)
     }
 }
 
-/* |count - expected| within the stated tolerance. */
-static void check_count(int64_t count, double cpu_s)
+/* Whether frame i of sample s is in the function named name, inlined or not (a location's
+ * lines are its inlined functions, innermost first: a call from clock_ns inlined into
+ * busy_worker is a location whose last line is busy_worker). */
+static int frame_in(const pcodec_profile *p, const Perftools__Profiles__Sample *s, size_t i,
+                    const char *name)
 {
-    double expected = cpu_s * HPROF_CPU_DEFAULT_HZ;
-    print_message("samples %lld, expected %.1f (%.3f CPU s at %d Hz)\n", (long long)count, expected,
-                  cpu_s, HPROF_CPU_DEFAULT_HZ);
-    if (fabs((double)count - expected) > COUNT_TOLERANCE * expected)
-        fail_msg("%lld samples for %.3f CPU s: outside %.0f%% of %.1f", (long long)count, cpu_s,
-                 COUNT_TOLERANCE * 100, expected);
+    const Perftools__Profiles__Location *loc = p->location[s->location_id[i] - 1];
+    for (size_t k = 0; k < loc->n_line; k++) {
+        uint64_t fid = loc->line[k]->function_id;
+        if (fid >= 1 && fid <= p->n_function &&
+            strcmp(pcodec_string(p, p->function[fid - 1]->name), name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Samples with the function named name anywhere in their stack. */
+static int64_t stack_samples(const pcodec_profile *p, const char *name)
+{
+    int64_t n = 0;
+    for (size_t i = 0; i < p->n_sample; i++)
+        for (size_t j = 0; j < p->sample[i]->n_location_id; j++)
+            if (frame_in(p, p->sample[i], j, name)) {
+                n += p->sample[i]->value[0];
+                break;
+            }
+    return n;
+}
+
+/* A count against the CPU time its threads measured themselves: cpu / period, less at most
+ * COUNT_TOLERANCE of it, never more than one over (a sample is a whole period of CPU time). */
+static void check_thread_count(int64_t count, int64_t used_ns, const char *what)
+{
+    double expected = (double)used_ns / PERIOD_NS;
+    print_message("%s: %lld samples for %.3f CPU s of its own (%.1f periods, %+.1f%%)\n", what,
+                  (long long)count, (double)used_ns / NS_PER_S, expected,
+                  100 * (count / expected - 1));
+    if ((double)count < (1 - COUNT_TOLERANCE) * expected || (double)count > expected + 1)
+        fail_msg("%s: %lld samples for %.1f periods of its CPU time: want %.1f .. %.1f", what,
+                 (long long)count, expected, (1 - COUNT_TOLERANCE) * expected, expected + 1);
 }
 
 /* a / (a + b) within 4 binomial standard deviations of share. */
@@ -336,31 +412,33 @@ static void test_api(void **state)
     assert_int_equal(hprof_cpu_stop(NULL, NULL), 0);
 }
 
-static void take_busy(struct busy_run *run)
+static void take_busy(struct busy_run *run, struct worker *w)
 {
-    struct worker w = {BUSY_CPU_S, cpu_hot_two, cpu_hot_one};
-    profile_workers(&w, 1, run);
+    *w = (struct worker){BUSY_CPU_S, cpu_hot_two, cpu_hot_one, 0};
+    profile_workers(w, 1, run);
 }
 
 static void test_busy(void **state)
 {
     (void)state;
     struct busy_run run;
-    take_busy(&run);
+    struct worker w;
+    take_busy(&run, &w);
     const pcodec_profile *p = run.p;
     check_header(p);
 
     /* Started just after start_real; lasted about as long as we watched it. */
     assert_true(p->time_nanos >= run.start_real && p->time_nanos < run.start_real + NS_PER_S);
-    assert_true(p->duration_nanos > 0 && p->duration_nanos <= run.wall_ns);
-    assert_true(p->duration_nanos >= run.wall_ns - NS_PER_S / 2);
+    /* Between start returning and stop being called (the workers' wall time), and the wall
+     * time around both calls: encoding (symbolization) is not part of it. */
+    assert_true(p->duration_nanos >= run.inner_wall_ns && p->duration_nanos <= run.wall_ns);
 
     int64_t total = pcodec_total(p, "samples");
     assert_int_equal(pcodec_total(p, "cpu"), total * PERIOD_NS);
     assert_int_equal((uint64_t)total, run.stats.samples); /* every recorded sample is there */
     assert_int_equal(run.stats.dropped, 0);
     assert_int_equal(p->n_comment, 0);
-    check_count(total, run.cpu_s);
+    check_thread_count(stack_samples(p, "busy_worker"), w.used_ns, "busy worker");
 
     int64_t two = leaf_samples(p, "cpu_hot_two"), one = leaf_samples(p, "cpu_hot_one");
     /* The worker is nearly all of the process's CPU. */
@@ -377,20 +455,41 @@ static void test_busy(void **state)
     busy_run_free(&run);
 }
 
-static void test_threads(void **state)
+/* A process that spins until killed (alarm: never longer than a minute, whatever happens). */
+static pid_t start_spinner(void)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(60);
+        for (;;)
+            SPIN(1);
+    }
+    return pid;
+}
+
+static void test_born(void **state)
 {
     (void)state;
-    struct worker w[2] = {{0.6, cpu_spin_left, NULL}, {0.6, cpu_spin_right, NULL}};
+    /* Both cores busy with another job: the born threads get preempted, which is when a timer
+     * signal stands for several periods. */
+    pid_t spinners[2] = {start_spinner(), start_spinner()};
+    struct worker w[2] = {{BORN_CPU_S, cpu_spin_left, NULL, 0},
+                          {BORN_CPU_S, cpu_spin_right, NULL, 0}};
+    void *(*mains[2])(void *) = {born_left_main, born_right_main};
     struct busy_run run;
-    profile_workers(w, 2, &run);
+    profile_workers_at(w, mains, 2, &run);
+    for (int i = 0; i < 2; i++) {
+        kill(spinners[i], SIGKILL);
+        waitpid(spinners[i], NULL, 0);
+    }
     check_header(run.p);
-    int64_t total = pcodec_total(run.p, "samples");
-    int64_t left = leaf_samples(run.p, "cpu_spin_left");
-    int64_t right = leaf_samples(run.p, "cpu_spin_right");
-    /* Per-thread timers: two threads on two cores at once lose nothing (a process-wide
-     * ITIMER_PROF lost ~40% here), so the same tolerance holds as for one thread. */
-    check_count(total, run.cpu_s);
-    check_share(left, right, 0.5, "cpu_spin_left vs cpu_spin_right (two threads)");
+    int64_t left = stack_samples(run.p, "born_left_main");
+    int64_t right = stack_samples(run.p, "born_right_main");
+    check_thread_count(left, w[0].used_ns, "born_left_main");
+    check_thread_count(right, w[1].used_ns, "born_right_main");
+    check_thread_count(left + right, w[0].used_ns + w[1].used_ns, "both born threads");
+    assert_int_equal(run.stats.dropped, 0);
     busy_run_free(&run);
 }
 
@@ -408,7 +507,7 @@ static void test_fork(void **state)
             _exit(2);
         if (hprof_cpu_start(HPROF_CPU_DEFAULT_HZ) != 0)
             _exit(3);
-        struct worker w = {0.3, cpu_spin_left, NULL};
+        struct worker w = {0.3, cpu_spin_left, NULL, 0};
         busy_worker(&w);
         uint8_t *gz = NULL;
         size_t len = 0;
@@ -430,7 +529,7 @@ static void test_restart(void **state)
 {
     (void)state;
     for (int round = 0; round < 3; round++) {
-        struct worker w = {0.3, cpu_spin_right, NULL};
+        struct worker w = {0.3, cpu_spin_right, NULL, 0};
         struct busy_run run;
         profile_workers(&w, 1, &run);
         check_header(run.p);
@@ -446,7 +545,7 @@ static void test_restart(void **state)
 
 static int write_profile(const char *path)
 {
-    struct worker w = {BUSY_CPU_S, cpu_hot_two, cpu_hot_one};
+    struct worker w = {BUSY_CPU_S, cpu_hot_two, cpu_hot_one, 0};
     if (hprof_cpu_start(HPROF_CPU_DEFAULT_HZ) != 0) {
         perror("hprof_cpu_start");
         return 1;
@@ -484,7 +583,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_api, stop_leftover),
         cmocka_unit_test_teardown(test_busy, stop_leftover),
-        cmocka_unit_test_teardown(test_threads, stop_leftover),
+        cmocka_unit_test_teardown(test_born, stop_leftover),
         cmocka_unit_test_teardown(test_fork, stop_leftover),
         cmocka_unit_test_teardown(test_restart, stop_leftover),
     };

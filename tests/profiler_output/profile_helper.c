@@ -3,14 +3,15 @@
  * driven by the shell tests:
  *
  *   profile_helper write PATH heap|allocs   write the fake sites' profile to PATH
- *   profile_helper sleep MS                 live MS milliseconds, then exit(0): with
- *                                           HEAPPROF_FILE set, the constructor and the exit
- *                                           handler write PREFIX.NNNN.pb.gz files
+ *   profile_helper sleep MS                 live MS milliseconds (or until SIGTERM), then
+ *                                           exit(0): with HEAPPROF_FILE set, the constructor
+ *                                           and the exit handler write PREFIX.NNNN.pb.gz files
  *   profile_helper fork-exit                fork a child that exits through exit(); the child
  *                                           must not write files (only the parent does)
  *   profile_helper check N FILE...          each FILE decodes, string_table[0] == "" and it
  *                                           has N samples; exit 1 otherwise
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,14 @@
 static struct fake_stack a, b, c;
 static struct hprof_bucket buckets[6];
 static struct hprof_snapshot snap;
+
+static volatile sig_atomic_t term_requested;
+
+static void on_term(int sig)
+{
+    (void)sig;
+    term_requested = 1;
+}
 
 static int usage(void)
 {
@@ -51,7 +60,12 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "sleep") == 0 && argc == 3) {
         long ms = atol(argv[2]);
         struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-        while (nanosleep(&ts, &ts) != 0)
+        /* SIGTERM ends the sleep early through exit(), so the exit dump is still written. */
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_term;
+        sigaction(SIGTERM, &sa, NULL);
+        while (nanosleep(&ts, &ts) != 0 && !term_requested)
             ;
         exit(0);
     }
