@@ -7,7 +7,8 @@
 # Sections: rss (leaky's RSS per request), service (leaky vs a null store), profiler (leaky with the profiler at the default
 # rate vs off), malloc (ns per malloc+free pair vs glibc, heaptrack, jemalloc, gperftools),
 # pprof (time to encode and serve a profile), fixed (sweep cost, p99 under sweeps, peak in-use
-# vs the bound), loadgen (--rate max vs wrk, rate accuracy, a stalled server).
+# vs the bound), loadgen (--rate max vs wrk, rate accuracy, a stalled server), verdict (error
+# rates on simulated runs); demo (scripts/demo.sh 20 times under stress-ng: only when asked).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 # shellcheck disable=SC2086
@@ -114,6 +115,53 @@ bench_cpu() {
     echo
 }
 
+# verdict: the verdict's error rates on simulated runs (tests/loadgen/test_lg_verdict_sim.c: a
+# TTL store or a leak under steady load seen through a Poisson-sampled profile, fixed seed).
+# VERDICT_SCALE=N multiplies the number of cases (default 5: 30,000 runs, a few seconds).
+bench_verdict() {
+    echo "### verdict: outcomes on simulated runs (test_lg_verdict_sim --scale ${VERDICT_SCALE:-5} --table)"
+    echo
+    "$bin/test_lg_verdict_sim" --scale "${VERDICT_SCALE:-5}" --table 2>/dev/null || true
+    echo
+}
+
+# demo: scripts/demo.sh DEMO_RUNS times in a row (default 20) while stress-ng --cpu 2 keeps both
+# cores busy (started here, bounded by --timeout, stopped by PID; DEMO_STRESS=0 leaves that to
+# the caller), with DEMO_DURATION (default 60s) and DEMO_HEAPPROF_RATE (default 65536), and
+# tallies leaky judged LEAK and fixed judged BOUNDED. DEMO_LOG=FILE keeps every verdict line.
+bench_demo() {
+    local runs=${DEMO_RUNS:-20} duration=${DEMO_DURATION:-60s} rate=${DEMO_HEAPPROF_RATE:-65536}
+    local i leaky fixed leak=0 bounded=0 stress="" others=""
+    if [ "${DEMO_STRESS:-1}" != 0 ]; then
+        stress-ng --cpu 2 --timeout "$((runs * ($(lc_duration_s "$duration") + 60)))s" >/dev/null 2>&1 &
+        stress=$!
+        LC_PIDS="$LC_PIDS $stress"
+    fi
+    for i in $(seq "$runs"); do
+        OUT="$LC_TMP/demo" BUILD_DIR="$build_dir" DURATION="$duration" HEAPPROF_RATE="$rate" \
+            "$LC_ROOT/scripts/demo.sh" >"$LC_TMP/demo.log" 2>&1 || true
+        leaky=$(sed -n 's/^leaky: verdict: \([A-Z]*\).*/\1/p' "$LC_TMP/demo.log")
+        fixed=$(sed -n 's/^fixed: verdict: \([A-Z]*\).*/\1/p' "$LC_TMP/demo.log")
+        [ "$leaky" = LEAK ] && leak=$((leak + 1))
+        [ "$fixed" = BOUNDED ] && bounded=$((bounded + 1))
+        [ "$leaky" = LEAK ] && [ "$fixed" = BOUNDED ] || others="$others run $i: leaky ${leaky:-none}, fixed ${fixed:-none};"
+        echo "  demo run $i/$runs: leaky ${leaky:-none}, fixed ${fixed:-none}" >&2
+        if [ -n "${DEMO_LOG:-}" ]; then
+            { echo "# run $i"; grep -E '^(leaky|fixed): verdict:' "$LC_TMP/demo.log" || tail -3 "$LC_TMP/demo.log"; } >>"$DEMO_LOG"
+        fi
+    done
+    if [ -n "$stress" ]; then
+        kill "$stress" 2>/dev/null || true
+        wait "$stress" 2>/dev/null || true
+    fi
+    echo "### demo: scripts/demo.sh $runs times, DURATION=$duration HEAPPROF_RATE=$rate$([ -n "$stress" ] && echo ", stress-ng --cpu 2 running")"
+    echo
+    echo "| runs | leaky LEAK | fixed BOUNDED | runs not right |"
+    echo "|---:|---:|---:|---|"
+    echo "| $runs | $leak | $bounded | ${others:-none} |"
+    echo
+}
+
 # lc_duration_s 10s -> 10 (whole seconds, for the durations this script takes)
 lc_duration_s() { echo "${1%s}"; }
 
@@ -137,6 +185,8 @@ for section in "${sections[@]}"; do
     pprof) "$bin/bench_pprof" --runs 11 ;;
     fixed) "$LC_ROOT/bench/fixed_bench.sh" "$bin" ;;
     loadgen) "$LC_ROOT/bench/loadgen_bench.sh" "$bin" ;;
+    verdict) bench_verdict ;;
+    demo) bench_demo ;;
     *) lc_fail "unknown section '$section' (have: rss service profiler cpu malloc pprof fixed loadgen)" ;;
     esac
 done

@@ -10,7 +10,7 @@ LC_BUILD_PACKAGES="gcc make cmake pkg-config libevent-dev uthash-dev libunwind-d
   libprotobuf-c-dev protobuf-c-compiler zlib1g-dev libdw-dev libelf-dev libcmocka-dev"
 LC_TEST_PACKAGES="curl wrk gnuplot-nox golang-go graphviz valgrind procps python3 prometheus"
 # What the benchmarks compare against.
-LC_BENCH_PACKAGES="heaptrack libjemalloc2 libgoogle-perftools4 google-perftools time"
+LC_BENCH_PACKAGES="heaptrack libjemalloc2 libgoogle-perftools4 google-perftools time stress-ng"
 
 lc_ensure_packages() {
     local missing=() pkg
