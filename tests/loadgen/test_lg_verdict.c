@@ -179,6 +179,85 @@ static void test_sampled_sawtooth_in_noise(void **state)
     assert_int_not_equal(got, LG_VERDICT_LEAK);
 }
 
+static void test_real_fixed_run(void **state)
+{
+    (void)state;
+    /* A real run of the demo's fixed (TTL 6 s, swept every 3 s, 2000 req/s, HEAPPROF_RATE=65536,
+     * a profile a second for 60 s): profiles.csv as loadgen wrote it. BOUNDED; and LEAK once a
+     * tenth of the requests' entries (~110 bytes each) are kept on top of it. */
+    static const double run[][3] = {{0.002, 0, 1},
+                                    {1.002, 2842024, 2004},
+                                    {2.002, 5824210, 4004},
+                                    {3.007, 8129020, 6003},
+                                    {4.003, 10744252, 8006},
+                                    {5.003, 12198310, 10006},
+                                    {6.006, 13784596, 11955},
+                                    {7.003, 16476699, 14005},
+                                    {8.006, 19583097, 16012},
+                                    {9.005, 14956547, 18007},
+                                    {10.006, 17071542, 20012},
+                                    {11.002, 19450421, 22005},
+                                    {12.030, 16014044, 24059},
+                                    {13.002, 18261226, 26005},
+                                    {14.002, 19979659, 28004},
+                                    {15.004, 14097331, 30008},
+                                    {16.002, 16410561, 31997},
+                                    {17.003, 17996852, 34005},
+                                    {18.004, 13023094, 36009},
+                                    {19.001, 15005902, 37974},
+                                    {20.001, 16922615, 40002},
+                                    {21.000, 12362159, 42000},
+                                    {22.004, 14477153, 44007},
+                                    {23.002, 16658241, 46004},
+                                    {24.005, 13750124, 48010},
+                                    {25.001, 16129492, 50000},
+                                    {26.003, 17914019, 51922},
+                                    {27.004, 14807131, 54008},
+                                    {28.004, 17120896, 56007},
+                                    {29.003, 19301984, 58005},
+                                    {30.005, 14741527, 60010},
+                                    {30.999, 16393417, 61998},
+                                    {32.002, 18244487, 64004},
+                                    {33.003, 14212779, 65999},
+                                    {34.002, 15865118, 68004},
+                                    {35.003, 18310091, 70006},
+                                    {36.003, 12890907, 72007},
+                                    {37.003, 14675434, 74006},
+                                    {38.004, 17054802, 76008},
+                                    {39.016, 13089188, 78031},
+                                    {40.004, 15269826, 80008},
+                                    {41.014, 17715738, 82029},
+                                    {42.010, 14014498, 84013},
+                                    {43.001, 15931212, 86002},
+                                    {44.022, 18442767, 88033},
+                                    {45.004, 14807621, 90007},
+                                    {46.000, 17715738, 92000},
+                                    {47.002, 20029013, 94004},
+                                    {48.007, 15997305, 96013},
+                                    {49.009, 18641048, 98018},
+                                    {50.000, 20491668, 100001},
+                                    {51.007, 15997305, 102005},
+                                    {52.003, 18508861, 104007},
+                                    {53.012, 20227294, 106023},
+                                    {54.010, 13750124, 108019},
+                                    {55.015, 16393867, 110031},
+                                    {56.002, 18773235, 112004},
+                                    {57.002, 14674944, 114004},
+                                    {58.004, 16988709, 116007},
+                                    {59.003, 20028564, 118005},
+                                    {60.004, 15865118, 120000}};
+    const size_t n = sizeof(run) / sizeof(run[0]);
+    struct lg_verdict v;
+    for (size_t i = 0; i < n; i++)
+        pts[i] = (struct lg_verdict_point){run[i][0], run[i][1], run[i][2], 65536};
+    expect(n, LG_VERDICT_BOUNDED, &v);
+    assert_true(v.drops >= 15 && fabs(v.period_s - 3) < 0.2);
+    for (size_t i = 0; i < n; i++)
+        pts[i].inuse_bytes += 110 * run[i][2];
+    expect(n, LG_VERDICT_LEAK, &v);
+    assert_true(v.bytes_per_request > 55 && v.bytes_per_request < 165);
+}
+
 static void test_reason_lines(void **state)
 {
     (void)state;
@@ -207,6 +286,7 @@ int main(void)
         cmocka_unit_test(test_go_staircase_leak),
         cmocka_unit_test(test_exact_sawtooth),
         cmocka_unit_test(test_sampled_sawtooth_in_noise),
+        cmocka_unit_test(test_real_fixed_run),
         cmocka_unit_test(test_reason_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
