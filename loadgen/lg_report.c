@@ -271,6 +271,10 @@ void lg_verdict_write_json_fields(FILE *f, const struct lg_verdict *v)
     json_number(f, v->kind == LG_VERDICT_UNDECIDED ? v->more_s : 0);
     fprintf(f, ",\n  \"verdict_stats\": {\"reason\": \"%s\", \"profiles\": %zu",
             reason_name(v->reason), v->n);
+    fprintf(f, ", \"envelope\": \"%s\"",
+            v->reason == LG_VERDICT_STAIRCASE ? "staircase"
+            : v->by_points                    ? "points"
+                                              : "periods");
     fprintf(f, ", \"window_points\": %zu, \"window_s\": ", v->n_window);
     json_number(f, v->window_s);
     fprintf(f, ", \"drops\": %zu, \"periods\": %zu, \"period_s\": ", v->drops, v->periods);

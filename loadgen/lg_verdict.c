@@ -204,7 +204,8 @@ static void judge_envelope(const struct lg_verdict_point *p, size_t first, size_
         /* See LG_VERDICT_MIN_PERIODS + 1 drops: at the period seen, or, with one drop, at
          * least the time since it. */
         double since = p[n - 1].t_s - p[cut[0]].t_s;
-        double period = v->period_s > 0 ? v->period_s : fmax(since, dt);
+        double fill = p[cut[0]].t_s - p[0].t_s;
+        double period = v->period_s > 0 ? v->period_s : fmax(fmax(since, fill / 2), dt);
         double need = (double)(LG_VERDICT_MIN_PERIODS + 1 - ncut) * period;
         v->more_s = more_seconds(need - (p[n - 1].t_s - p[cut[ncut - 1]].t_s) + dt, dt);
         return;
@@ -334,9 +335,18 @@ enum lg_verdict_kind lg_verdict_compute(const struct lg_verdict_point *p, size_t
         first++;
     if (n - first < LG_VERDICT_MIN_PROFILES / 2 + 1)
         first = n - (LG_VERDICT_MIN_PROFILES / 2 + 1);
-    judge_envelope(p, first, n, cut, 0, P, dt, scratch, v);
-    if (ncut > 0 && v->kind != LG_VERDICT_BOUNDED) /* -> UNDECIDED, LG_VERDICT_FEW_PERIODS */
-        judge_envelope(p, cut[0], n, cut, ncut, P, dt, scratch, v);
+    double biggest = 0;
+    for (size_t k = 0; k < ncut; k++)
+        biggest = fmax(biggest, p[cut[k] - 1].inuse_bytes - p[cut[k]].inuse_bytes);
+    bool visible = ncut > 0 && biggest > 2 * sqrt(2 * P * fabs(p[cut[0] - 1].inuse_bytes));
+    if (!visible) {
+        judge_envelope(p, first, n, cut, 0, P, dt, scratch, v);
+        v->by_points = 1;
+    }
+    if (visible || (ncut > 0 && v->kind != LG_VERDICT_BOUNDED)) {
+        judge_envelope(p, cut[0], n, cut, ncut, P, dt, scratch, v); /* -> FEW_PERIODS */
+        v->by_points = 0;
+    }
 out:
     free(scratch);
     free(cut);
@@ -388,11 +398,17 @@ void lg_verdict_reason_text(char *buf, size_t len, const struct lg_verdict *v)
     lg_format_bytes(c, sizeof(c), v->peak_first, 0);
     lg_format_bytes(d, sizeof(d), v->peak_last, 0);
     char shape[512];
-    if (v->drops > 0)
+    if (!v->by_points)
         snprintf(shape, sizeof(shape), "troughs %s -> %s, peaks %s -> %s (%s, %zu whole periods)",
                  a, b, c, d, sweeps, v->periods);
+    else if (v->drops > 0)
+        snprintf(shape, sizeof(shape),
+                 "%s -> %s over the second half of the run (%s, small "
+                 "against the noise)",
+                 a, b, sweeps);
     else
-        snprintf(shape, sizeof(shape), "%s -> %s (%s; second half of the run)", a, b, sweeps);
+        snprintf(shape, sizeof(shape), "%s -> %s over the second half of the run (%s)", a, b,
+                 sweeps);
     char lo[32], hi[32];
     lg_format_bytes(lo, sizeof(lo), v->min_bytes, 0);
     lg_format_bytes(hi, sizeof(hi), v->max_bytes, 0);

@@ -41,14 +41,18 @@
  *     LG_VERDICT_MONO_FALLS of the rises) and rose beyond its noise, it is a leak (a staircase's
  *     growth G is a count of new samples, so its noise is sqrt(P * (rises + falls)): LEAK when
  *     G / that >= LG_VERDICT_Z_MONOTONE and G >= LG_VERDICT_MIN_REL_GROWTH of the last level).
- *     Otherwise each point is its own envelope and the second half of the run is judged as in 2.
+ *     Otherwise each point is its own envelope and the second half of the run is judged as in 2;
+ *     with one or two drops, only if they are small against the level noise (the wander of a
+ *     store whose sweeps are too small to see), else whole periods are missing: UNDECIDED.
  *     A TTL store still filling up (a run shorter than TTL + sweep) looks exactly like a leak:
  *     the verdict line says that no drop was seen.
  *  4. Fewer than LG_VERDICT_MIN_PROFILES profiles: UNDECIDED. Never BOUNDED on a series that
  *     never fell and ended higher than it began: UNDECIDED instead.
  *  UNDECIDED says how much longer a run would decide: for a growth inside the band, the time for
  *  the growth at its current slope to reach LEAK's threshold (the noise stays, the growth of a
- *  real leak grows with the window); for too few periods or profiles, the missing ones.
+ *  real leak grows with the window); for too few profiles, the missing ones; for too few
+ *  periods, the missing drops at the period seen (with a single drop: at least the time since
+ *  it, or half the fill-up before it, as sweeps rarely come slower than a TTL).
  *
  * Error rates of this statistic, measured by simulation (tests/loadgen/test_lg_verdict_sim.c,
  * table in BENCHMARKS.md): false LEAK <= 0.1% and UNDECIDED <= 2% on bounded 60-120 s runs.
@@ -110,6 +114,7 @@ struct lg_verdict {
     double rises, falls;              /* sums over successive points of the window */
     double more_s;                    /* UNDECIDED: run at least this many seconds more */
     int never_fell;                   /* no point below its predecessor in the whole series */
+    int by_points;                    /* the envelope was every point of the run's second half */
 };
 
 /* Judge n points in time order. Always fills *out; returns out->kind. */

@@ -183,8 +183,9 @@ static void test_real_fixed_run(void **state)
 {
     (void)state;
     /* A real run of the demo's fixed (TTL 6 s, swept every 3 s, 2000 req/s, HEAPPROF_RATE=65536,
-     * a profile a second for 60 s): profiles.csv as loadgen wrote it. BOUNDED; and LEAK once a
-     * tenth of the requests' entries (~110 bytes each) are kept on top of it. */
+     * a profile a second for 60 s): profiles.csv as loadgen wrote it. BOUNDED; UNDECIDED on its
+     * first 11 s; and LEAK once a tenth of the requests' entries (~110 bytes each) are kept on
+     * top of it. */
     static const double run[][3] = {{0.002, 0, 1},
                                     {1.002, 2842024, 2004},
                                     {2.002, 5824210, 4004},
@@ -252,6 +253,10 @@ static void test_real_fixed_run(void **state)
         pts[i] = (struct lg_verdict_point){run[i][0], run[i][1], run[i][2], 65536};
     expect(n, LG_VERDICT_BOUNDED, &v);
     assert_true(v.drops >= 15 && fabs(v.period_s - 3) < 0.2);
+    /* Its first 11 s: one sweep seen, no whole period after it; run longer. */
+    expect(12, LG_VERDICT_UNDECIDED, &v);
+    assert_int_equal(v.reason, LG_VERDICT_FEW_PERIODS);
+    assert_true(v.more_s >= 3);
     for (size_t i = 0; i < n; i++)
         pts[i].inuse_bytes += 110 * run[i][2];
     expect(n, LG_VERDICT_LEAK, &v);
