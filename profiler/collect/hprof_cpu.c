@@ -62,11 +62,9 @@
  * stop all write it. Lock order: hprof_cpu_lock, then hprof_cpu_drain_lock or
  * hprof_cpu_timers_lock (never both); the handler takes none.
  *
- * Output: the aggregate becomes a snapshot of the heap profile's shape (one bucket per stack,
- * its sample count as alloc_objects), which hprof_pprof_encode turns into mappings, symbolized
- * locations and functions exactly as for heap profiles; the result is decoded and re-encoded
- * with the CPU profile's sample types, values, period and duration, borrowing the mappings,
- * locations and functions unchanged.
+ * Output: stop hands the aggregate (distinct stacks and counts, the period, the times, the
+ * dropped samples) to the caller; the pprof layer writes it (pprof/hprof_writers.c), outside
+ * hprof_cpu_lock, so encoding never delays the next profile's start.
  */
 #include "hprof_cpu.h"
 
@@ -85,9 +83,8 @@
 #include <unistd.h>
 #include <dirent.h>
 
-#include "hprof_output.h"
 #include "hprof_tcreate.h"
-#include "pcodec.h"
+#include "hprof_unwind.h"
 
 #if !defined(__x86_64__) && !defined(__aarch64__)
 #error "hprof_cpu reads the interrupted PC from the x86_64 or aarch64 ucontext"
@@ -115,13 +112,8 @@ struct cpu_ring {
 
 /* Distinct stacks and their sample counts, in first-seen order, with an open-addressing index
  * of 1-based entry numbers (0 = empty). Stacks live in one growable pool of PCs. */
-struct cpu_entry {
-    uint64_t hash, count;
-    uint32_t depth, off;
-};
-
 struct cpu_agg {
-    struct cpu_entry *v;
+    struct hprof_cpu_stack *v;
     size_t n, cap;
     uint32_t *slots;
     size_t n_slots;
@@ -246,7 +238,7 @@ static int agg_add(struct cpu_agg *a, const uintptr_t *pcs, uint32_t depth, uint
     uint64_t h = stack_hash(pcs, depth);
     size_t j = h & (a->n_slots - 1);
     for (; a->slots[j] != 0; j = (j + 1) & (a->n_slots - 1)) {
-        struct cpu_entry *e = &a->v[a->slots[j] - 1];
+        struct hprof_cpu_stack *e = &a->v[a->slots[j] - 1];
         if (e->hash == h && e->depth == depth &&
             memcmp(&a->pool[e->off], pcs, depth * sizeof(*pcs)) == 0) {
             e->count += weight;
@@ -255,7 +247,7 @@ static int agg_add(struct cpu_agg *a, const uintptr_t *pcs, uint32_t depth, uint
     }
     if (a->n == a->cap) {
         size_t cap = a->cap ? a->cap * 2 : 256;
-        struct cpu_entry *v = realloc(a->v, cap * sizeof(*v));
+        struct hprof_cpu_stack *v = realloc(a->v, cap * sizeof(*v));
         if (v == NULL)
             return -1;
         a->v = v;
@@ -272,7 +264,7 @@ static int agg_add(struct cpu_agg *a, const uintptr_t *pcs, uint32_t depth, uint
         a->pool_cap = cap;
     }
     memcpy(&a->pool[a->pool_n], pcs, depth * sizeof(*pcs));
-    a->v[a->n] = (struct cpu_entry){h, weight, depth, (uint32_t)a->pool_n};
+    a->v[a->n] = (struct hprof_cpu_stack){h, weight, depth, (uint32_t)a->pool_n};
     a->pool_n += depth;
     a->slots[j] = (uint32_t)++a->n;
     return 0;
@@ -645,113 +637,7 @@ out:
     return rc;
 }
 
-/* Encode the aggregate as Go's CPU profile. Inside hprof_internal_enter/exit. */
-static int encode(const struct cpu_agg *agg, int64_t period_ns, int64_t duration_ns,
-                  uint64_t dropped, uint8_t **gz, size_t *len)
-{
-    int rc = -1;
-    struct hprof_snapshot snap = {.time_ns = g.start_real_ns, .rate = (uint64_t)period_ns};
-    uint8_t *heap_gz = NULL;
-    size_t heap_len = 0;
-    pcodec_profile *h = NULL;
-    char **strings = NULL;
-    Perftools__Profiles__Sample *samples = NULL, **sample_ptrs = NULL;
-    int64_t *values = NULL;
-    char comment[128];
-
-    /* 1. The heap encoder's shape: one bucket per stack, count in alloc_objects, size 0 (no
-     * label). It reads the mappings and symbolizes every PC. */
-    snap.n_buckets = agg->n;
-    snap.buckets = calloc(agg->n ? agg->n : 1, sizeof(*snap.buckets));
-    if (snap.buckets == NULL)
-        goto out;
-    for (size_t i = 0; i < agg->n; i++) {
-        struct hprof_bucket *b = &snap.buckets[i];
-        b->alloc_objects = (double)agg->v[i].count;
-        b->depth = (int)agg->v[i].depth;
-        memcpy(b->pcs, &agg->pool[agg->v[i].off], agg->v[i].depth * sizeof(uintptr_t));
-    }
-    if (hprof_pprof_encode(&snap, HPROF_HEAP, NULL, 1, &heap_gz, &heap_len) != 0)
-        goto out;
-    h = pcodec_decode(heap_gz, heap_len, NULL, 0);
-    if (h == NULL || h->n_sample != agg->n)
-        goto out;
-
-    /* 2. The CPU profile: the same mappings, locations and functions (borrowed), our own
-     * sample types, samples, period and string table (the decoded one plus our names). */
-    Perftools__Profiles__Profile p;
-    perftools__profiles__profile__init(&p);
-    size_t n_strings = h->n_string_table;
-    strings = malloc((n_strings + 8) * sizeof(*strings));
-    samples = calloc(agg->n ? agg->n : 1, sizeof(*samples));
-    sample_ptrs = calloc(agg->n ? agg->n : 1, sizeof(*sample_ptrs));
-    values = calloc(2 * (agg->n ? agg->n : 1), sizeof(*values));
-    if (strings == NULL || samples == NULL || sample_ptrs == NULL || values == NULL)
-        goto out;
-    memcpy(strings, h->string_table, n_strings * sizeof(*strings));
-    if (n_strings == 0)
-        strings[n_strings++] = "";
-    Perftools__Profiles__ValueType types[2], period_type;
-    Perftools__Profiles__ValueType *type_ptrs[2] = {&types[0], &types[1]};
-    for (int i = 0; i < 2; i++)
-        perftools__profiles__value_type__init(&types[i]);
-    perftools__profiles__value_type__init(&period_type);
-    /* Go's order (runtime/pprof's profileBuilder): samples/count, cpu/nanoseconds. */
-    types[0].type = hprof_pprof_string_index(strings, &n_strings, "samples");
-    types[0].unit = hprof_pprof_string_index(strings, &n_strings, "count");
-    types[1].type = hprof_pprof_string_index(strings, &n_strings, "cpu");
-    types[1].unit = hprof_pprof_string_index(strings, &n_strings, "nanoseconds");
-    period_type = types[1];
-    p.n_sample_type = 2;
-    p.sample_type = type_ptrs;
-    p.period_type = &period_type;
-    p.period = period_ns;
-    p.time_nanos = g.start_real_ns;
-    p.duration_nanos = duration_ns;
-    int64_t comment_id = -1;
-    if (dropped > 0) {
-        snprintf(comment, sizeof(comment), "%llu samples dropped: the sample ring was full",
-                 (unsigned long long)dropped);
-        comment_id = hprof_pprof_string_index(strings, &n_strings, comment);
-        p.n_comment = 1;
-        p.comment = &comment_id;
-    }
-    for (size_t i = 0; i < agg->n; i++) {
-        const Perftools__Profiles__Sample *hs = h->sample[i];
-        Perftools__Profiles__Sample *s = &samples[i];
-        perftools__profiles__sample__init(s);
-        int64_t count = hs->n_value > 0 ? hs->value[0] : 0;
-        values[2 * i] = count;
-        values[2 * i + 1] = count * period_ns;
-        s->n_value = 2;
-        s->value = &values[2 * i];
-        s->n_location_id = hs->n_location_id;
-        s->location_id = hs->location_id;
-        sample_ptrs[i] = s;
-    }
-    p.n_sample = agg->n;
-    p.sample = sample_ptrs;
-    hprof_pprof_borrow_symbols(&p, h);
-    p.n_string_table = n_strings;
-    p.string_table = strings;
-    rc = pcodec_encode_gzip(&p, gz, len);
-out:
-    if (rc != 0 && errno == 0)
-        errno = ENOMEM;
-    int saved = errno;
-    free(values);
-    free(sample_ptrs);
-    free(samples);
-    free(strings);
-    if (h != NULL)
-        pcodec_free(h);
-    free(heap_gz);
-    free(snap.buckets);
-    errno = saved;
-    return rc;
-}
-
-int hprof_cpu_stop(uint8_t **gz, size_t *len)
+int hprof_cpu_stop_profile(struct hprof_cpu_profile *out)
 {
     pthread_mutex_lock(&hprof_cpu_lock);
     if (!g.running) {
@@ -770,12 +656,18 @@ int hprof_cpu_stop(uint8_t **gz, size_t *len)
     delete_timers(); /* late signals are no-ops; threads starting from now arm nothing */
     pthread_mutex_unlock(&hprof_cpu_timers_lock);
     drain(g.ring, &g.agg);
-    uint64_t dropped = atomic_load(&hprof_cpu_dropped) + g.agg.lost;
-    int rc = 0;
-    errno = 0;
-    if (gz != NULL)
-        rc = encode(&g.agg, NS_PER_S / g.hz, duration_ns, dropped, gz, len);
-    int saved = errno;
+    if (out != NULL) {
+        /* The aggregate moves to the caller. */
+        *out = (struct hprof_cpu_profile){.time_ns = g.start_real_ns,
+                                          .duration_ns = duration_ns,
+                                          .period_ns = NS_PER_S / g.hz,
+                                          .dropped = atomic_load(&hprof_cpu_dropped) + g.agg.lost,
+                                          .n = g.agg.n,
+                                          .stacks = g.agg.v,
+                                          .pool = g.agg.pool};
+        g.agg.v = NULL;
+        g.agg.pool = NULL;
+    }
     free(g.ring);
     g.ring = NULL;
     agg_free(&g.agg);
@@ -783,14 +675,16 @@ int hprof_cpu_stop(uint8_t **gz, size_t *len)
     g.running = 0;
     g.profiles++;
     pthread_mutex_unlock(&hprof_cpu_lock);
-    if (rc != 0)
-        errno = saved;
-    return rc;
+    return 0;
 }
 
-void hprof_cpu_free(uint8_t *gz)
+void hprof_cpu_profile_release(struct hprof_cpu_profile *profile)
 {
-    hprof_output_free(gz);
+    hprof_internal_enter();
+    free(profile->stacks);
+    free(profile->pool);
+    hprof_internal_exit();
+    memset(profile, 0, sizeof(*profile));
 }
 
 void hprof_cpu_get_stats(struct hprof_cpu_stats *out)

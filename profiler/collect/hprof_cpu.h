@@ -5,9 +5,9 @@
  * While a profile runs, every thread of the process gets SIGPROF after each 1/hz of its own CPU
  * time (threads started meanwhile through pthread_create from their first instruction, others
  * within 20 ms); each signal records the stack of the thread it interrupted, weighted by the
- * periods it stands for (timer overruns on a busy machine). Stopping
- * aggregates the stacks and encodes them, symbolized in-process, with sample types
- * samples/count and cpu/nanoseconds, period_type cpu/nanoseconds, period = 1e9 / hz.
+ * periods it stands for (timer overruns on a busy machine). Stopping hands over the stacks
+ * aggregated with their counts; the pprof layer encodes them (pprof/hprof_writers.c) and web/
+ * serves them.
  *
  * One profile at a time per process. Functions return 0 / -1 (errno set); none of them prints.
  */
@@ -39,12 +39,28 @@ struct hprof_cpu_stats {
  * itself, or the error of a failed system call. */
 int hprof_cpu_start(int hz);
 
-/* Stop the running profile. With gz != NULL, encode it: *gz is a new gzip'd pprof profile of
- * *len bytes (free it with hprof_cpu_free); with gz == NULL, discard it. -1 with errno EINVAL
- * when no profile runs, or ENOMEM (profiling is stopped either way). */
-int hprof_cpu_stop(uint8_t **gz, size_t *len);
+/* A stopped profile's data: distinct stacks in first-seen order, each with its sample count;
+ * its PCs are pool[off .. off + depth), leaf first. */
+struct hprof_cpu_stack {
+    uint64_t hash, count;
+    uint32_t depth, off;
+};
+struct hprof_cpu_profile {
+    int64_t time_ns;     /* CLOCK_REALTIME at start */
+    int64_t duration_ns; /* CLOCK_MONOTONIC from start to stop */
+    int64_t period_ns;   /* 1e9 / hz */
+    uint64_t dropped;    /* samples lost (ring full, or no memory to aggregate them) */
+    size_t n;
+    struct hprof_cpu_stack *stacks;
+    uintptr_t *pool;
+};
 
-void hprof_cpu_free(uint8_t *gz);
+/* Stop the running profile; with out != NULL, hand its data over (release it with
+ * hprof_cpu_profile_release), with NULL discard it. -1 with errno EINVAL when no profile runs
+ * (profiling is stopped either way). Encoding is the pprof layer's (pprof/hprof_writers.h:
+ * hprof_cpu_stop stops and encodes). */
+int hprof_cpu_stop_profile(struct hprof_cpu_profile *out);
+void hprof_cpu_profile_release(struct hprof_cpu_profile *profile);
 
 void hprof_cpu_get_stats(struct hprof_cpu_stats *out);
 

@@ -32,16 +32,16 @@
  * thread=NAME; threads without a stack are listed in the profile's comments. ?debug=1 is Go's
  * count-profile text ("threads profile: total N", "COUNT @ 0x...", "# labels:" and "#" frame
  * lines, then "--- Memory map: ---" so pprof can map the addresses); ?debug=2 one traceback per
- * thread, as goroutine?debug=2. The pprof form is built by the heap encoder (mappings,
- * symbolized locations and functions), decoded and re-encoded with the threads' sample type,
- * values and labels.
+ * thread, as goroutine?debug=2. The pprof form is written by pprof/hprof_writers.c over the
+ * generic builder, the text forms and the endpoint by web/hprof_threads_http.c: this file is
+ * the engine only (capture and grouping).
  *
  * Locks: capture_lock serialises collections (two debug listeners may share a process). All
  * allocations are inside hprof_internal_enter/exit; a fork child starts with no collection.
  */
 #include "hprof_threads.h"
 
-#include "hprof_output.h"
+#include "hprof_unwind.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -59,8 +59,6 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
-
-#include "pcodec.h"
 
 #define HPROF_THREADS_SIGNAL     SIGURG
 #define HPROF_THREADS_TIMEOUT_MS 200 /* milliseconds: the wait for every handler, in all */
@@ -407,139 +405,4 @@ struct hprof_thread_group *hprof_threads_group(const struct hprof_threads *t, si
     qsort(groups, g, sizeof(*groups), by_count);
     *n_out = g;
     return groups;
-}
-
-/* ---- pprof ---- */
-
-int hprof_threads_encode(const struct hprof_threads *t, uint8_t **gz, size_t *len)
-{
-    hprof_internal_enter();
-    int rc = -1;
-    size_t n_groups = 0, n_missing = 0;
-    struct hprof_thread_group *groups = hprof_threads_group(t, &n_groups);
-    struct hprof_snapshot snap = {.time_ns = t->time_ns, .rate = 1};
-    uint8_t *heap_gz = NULL;
-    size_t heap_len = 0;
-    pcodec_profile *h = NULL;
-    char **strings = NULL, **comments_text = NULL;
-    int64_t *comments = NULL, *values = NULL;
-    Perftools__Profiles__Sample *samples = NULL, **sample_ptrs = NULL;
-    Perftools__Profiles__Label *labels = NULL, **label_ptrs = NULL;
-    if (groups == NULL)
-        goto out;
-
-    /* 1. The heap encoder's shape: mappings, symbolized locations, functions. */
-    snap.n_buckets = n_groups;
-    snap.buckets = calloc(n_groups ? n_groups : 1, sizeof(*snap.buckets));
-    if (snap.buckets == NULL)
-        goto out;
-    for (size_t i = 0; i < n_groups; i++) {
-        snap.buckets[i].alloc_objects = (double)groups[i].count;
-        snap.buckets[i].depth = groups[i].first->depth;
-        memcpy(snap.buckets[i].pcs, groups[i].first->pcs,
-               (size_t)groups[i].first->depth * sizeof(uintptr_t));
-    }
-    if (hprof_pprof_encode(&snap, HPROF_HEAP, NULL, 1, &heap_gz, &heap_len) != 0)
-        goto out;
-    h = pcodec_decode(heap_gz, heap_len, NULL, 0);
-    if (h == NULL || h->n_sample != n_groups)
-        goto out;
-
-    /* 2. The threads profile, borrowing mappings, locations and functions. */
-    for (size_t i = 0; i < t->n; i++)
-        n_missing += t->v[i].status != HPROF_THREAD_OK;
-    size_t n_strings = h->n_string_table;
-    strings = malloc((n_strings + 8 + 2 * n_groups + n_missing + 1) * sizeof(*strings));
-    comments = calloc(n_missing + 2, sizeof(*comments));
-    comments_text = calloc(n_missing + 2, sizeof(*comments_text));
-    values = calloc(n_groups ? n_groups : 1, sizeof(*values));
-    samples = calloc(n_groups ? n_groups : 1, sizeof(*samples));
-    sample_ptrs = calloc(n_groups ? n_groups : 1, sizeof(*sample_ptrs));
-    labels = calloc(n_groups ? n_groups : 1, sizeof(*labels));
-    label_ptrs = calloc(n_groups ? n_groups : 1, sizeof(*label_ptrs));
-    if (strings == NULL || comments == NULL || comments_text == NULL || values == NULL ||
-        samples == NULL || sample_ptrs == NULL || labels == NULL || label_ptrs == NULL)
-        goto out;
-    memcpy(strings, h->string_table, n_strings * sizeof(*strings));
-    if (n_strings == 0)
-        strings[n_strings++] = "";
-    Perftools__Profiles__Profile p;
-    perftools__profiles__profile__init(&p);
-    Perftools__Profiles__ValueType type;
-    Perftools__Profiles__ValueType *type_ptr = &type;
-    perftools__profiles__value_type__init(&type);
-    type.type = hprof_pprof_string_index(strings, &n_strings, "threads");
-    type.unit = hprof_pprof_string_index(strings, &n_strings, "count");
-    p.n_sample_type = 1;
-    p.sample_type = &type_ptr;
-    p.period_type = &type;
-    p.period = 1;
-    p.time_nanos = t->time_ns;
-    int64_t label_key = hprof_pprof_string_index(strings, &n_strings, "thread");
-    for (size_t i = 0; i < n_groups; i++) {
-        const Perftools__Profiles__Sample *hs = h->sample[i];
-        Perftools__Profiles__Sample *s = &samples[i];
-        perftools__profiles__sample__init(s);
-        values[i] = groups[i].count;
-        s->n_value = 1;
-        s->value = &values[i];
-        s->n_location_id = hs->n_location_id;
-        s->location_id = hs->location_id;
-        perftools__profiles__label__init(&labels[i]);
-        labels[i].key = label_key;
-        labels[i].str = hprof_pprof_string_index(strings, &n_strings, groups[i].first->name);
-        label_ptrs[i] = &labels[i];
-        s->n_label = 1;
-        s->label = &label_ptrs[i];
-        sample_ptrs[i] = s;
-    }
-    size_t n_comments = 0;
-    for (size_t i = 0; i < t->n; i++) {
-        if (t->v[i].status == HPROF_THREAD_OK)
-            continue;
-        char line[160];
-        snprintf(line, sizeof(line), "thread %d \"%s\": %s", (int)t->v[i].tid, t->v[i].name,
-                 hprof_thread_status_text(t->v[i].status));
-        if ((comments_text[n_comments] = strdup(line)) == NULL)
-            goto out;
-        comments[n_comments] =
-            hprof_pprof_string_index(strings, &n_strings, comments_text[n_comments]);
-        n_comments++;
-    }
-    char more[96];
-    if (t->n_listed > t->n) {
-        snprintf(more, sizeof(more), "%zu more threads not captured (at most %d)",
-                 t->n_listed - t->n, HPROF_THREADS_MAX);
-        comments[n_comments++] = hprof_pprof_string_index(strings, &n_strings, more);
-    }
-    p.n_comment = n_comments;
-    p.comment = comments;
-    p.n_sample = n_groups;
-    p.sample = sample_ptrs;
-    hprof_pprof_borrow_symbols(&p, h);
-    p.n_string_table = n_strings;
-    p.string_table = strings;
-    rc = pcodec_encode_gzip(&p, gz, len);
-out:
-    if (rc != 0 && errno == 0)
-        errno = ENOMEM;
-    int saved = errno;
-    for (size_t i = 0; comments_text != NULL && i < n_missing + 2; i++)
-        free(comments_text[i]);
-    free(comments_text);
-    free(comments);
-    free(label_ptrs);
-    free(labels);
-    free(sample_ptrs);
-    free(samples);
-    free(values);
-    free(strings);
-    if (h != NULL)
-        pcodec_free(h);
-    free(heap_gz);
-    free(snap.buckets);
-    free(groups);
-    hprof_internal_exit();
-    errno = saved;
-    return rc;
 }

@@ -57,8 +57,4 @@ struct hprof_thread_group {
 };
 struct hprof_thread_group *hprof_threads_group(const struct hprof_threads *t, size_t *n_out);
 
-/* The pprof profile of a capture (threads/count, a label thread=NAME per sample; threads
- * without a stack in the comments) into a new buffer (free it with hprof_output_free). */
-int hprof_threads_encode(const struct hprof_threads *threads, uint8_t **gz, size_t *len);
-
 #endif

@@ -107,6 +107,45 @@ void hprof_sym_get_stats(struct hprof_sym_stats *out);
 /* Drop the cache and libdwfl's state (tests, and a fork child that must not share them). */
 void hprof_sym_reset(void);
 
+/* ---- the generic pprof builder (hprof_pprof.c) ---- */
+
+/* A profile being built. Declare (period, sample types, default type, times, comments), then
+ * add samples; finish encodes and gzips once and frees the builder (free alone discards).
+ * Strings are interned (no capacities to compute), locations, functions and mappings deduped.
+ * A failed call (ENOMEM) makes every later one and finish fail: writers may check only finish.
+ * Every call enters the profiler itself (its allocations are overhead). */
+struct hprof_pb;
+
+/* PC -> frames for a location (the symbolizer's hprof_sym_lookup by default). */
+typedef void (*hprof_pb_symbolize_fn)(void *arg, uint64_t pc, struct hprof_symbol *out);
+
+/* maps NULL: read /proc/self/maps now (no mappings if it cannot be read). symbolize != 0: the
+ * in-process symbolizer, whose session stays open until finish or free; 0: bare locations.
+ * NULL when out of memory. */
+struct hprof_pb *hprof_pb_new(const struct hprof_maps *maps, int symbolize);
+/* Replace the symbolizer (tests' fakes). */
+void hprof_pb_set_symbolizer(struct hprof_pb *b, hprof_pb_symbolize_fn fn, void *arg);
+int hprof_pb_period(struct hprof_pb *b, const char *type, const char *unit, int64_t period);
+int hprof_pb_sample_type(struct hprof_pb *b, const char *type, const char *unit);
+int hprof_pb_default_type(struct hprof_pb *b, const char *type);
+void hprof_pb_times(struct hprof_pb *b, int64_t time_ns, int64_t duration_ns);
+int hprof_pb_comment(struct hprof_pb *b, const char *text);
+
+/* A sample's label: key = str (str not NULL), or key = num in num_unit (num_unit may be NULL). */
+struct hprof_pb_label {
+    const char *key, *str;
+    int64_t num;
+    const char *num_unit;
+};
+/* One sample: pcs leaf first (at most HPROF_MAX_DEPTH kept), one value per sample type. */
+int hprof_pb_add(struct hprof_pb *b, const uintptr_t *pcs, int depth, const int64_t *values,
+                 const struct hprof_pb_label *labels, size_t n_labels);
+/* Encode and gzip into a new buffer (hprof_output_free), and free the builder. 0 / -1. */
+int hprof_pb_finish(struct hprof_pb *b, uint8_t **out, size_t *out_len);
+void hprof_pb_free(struct hprof_pb *b);
+
+/* ---- the profiles' writers ---- */
+
 /* Encode a snapshot as a gzip'd pprof profile of the given kind into a new buffer (free it with
  * hprof_output_free). maps may be NULL (read now); symbolize = 0 leaves locations bare (tests,
  * benchmarks). Returns 0 / -1 (errno set). */
@@ -114,12 +153,10 @@ int hprof_pprof_encode(const struct hprof_snapshot *snapshot, enum hprof_kind ki
                        const struct hprof_maps *maps, int symbolize, uint8_t **out,
                        size_t *out_len);
 
-/* For profiles other than the heap (CPU, threads), which are built by encoding a heap-shaped
- * profile and re-encoding it with their own sample types: the index of s in a string table being
- * extended (the table has room for it), and the shape's mappings, locations and functions lent
- * to the new profile (owned by src). */
-int64_t hprof_pprof_string_index(char **table, size_t *n, const char *s);
-void hprof_pprof_borrow_symbols(pcodec_profile *dst, const pcodec_profile *src);
+/* Encode a snapshot as hprof_pprof_encode does, with duration_nanos set (delta profiles). */
+int hprof_pprof_encode_delta(const struct hprof_snapshot *snapshot, enum hprof_kind kind,
+                             const struct hprof_maps *maps, int symbolize, int64_t duration_ns,
+                             uint8_t **out, size_t *out_len);
 
 /* Take a snapshot and encode it (what the endpoints and files serve). */
 int hprof_pprof_take(enum hprof_kind kind, uint8_t **out, size_t *out_len);

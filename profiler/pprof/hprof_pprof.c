@@ -1,31 +1,38 @@
 /*
- * hprof_pprof: a snapshot of the bucket table -> a gzip'd pprof profile, written exactly as Go's
- * runtime/pprof writes heap profiles (protomem.go), so `go tool pprof` reads it as it reads Go's.
+ * hprof_pprof: the generic pprof builder (in the spirit of Go's runtime/pprof profileBuilder),
+ * and the heap and allocs profiles written over it.
  *
- * Model: one Sample per bucket, with values in the sample types' order
- *   alloc_objects/count, alloc_space/bytes, inuse_objects/count, inuse_space/bytes
- * (the bucket's unbiased estimates, rounded to the nearest integer), period_type space/bytes,
- * period = the sampling rate, and a numeric label bytes = the allocation size (unit "bytes";
- * omitted for size 0, as Go does). default_sample_type is "alloc_space" for the allocs profile
- * and unset for heap, so pprof shows the last type, inuse_space. Locations are one per distinct
- * PC, listed leaf first in each sample, each pointing at its executable mapping; a location's
- * lines are its frames, innermost inlined function first. Functions are one per distinct
- * (name, system name, file, start line). The main executable's mapping is listed first (pprof
- * takes Mapping[0] for the main binary), the others in address order.
+ * Builder model: a writer declares the period type and period, the sample types, the default
+ * sample type, times and comments, then adds samples as (PCs, values, labels); finish encodes
+ * the profile with protobuf-c and gzips it, once. The builder interns strings (string_table[0]
+ * == "", a growing table: callers never size it), and dedups locations (one per distinct PC),
+ * functions (one per distinct name, system name, file, start line) and mappings (all of the
+ * process's executable mappings, the main executable's first, as pprof takes Mapping[0] for the
+ * main binary; a location points at the mapping that contains its PC). Locations are
+ * symbolized through a callback (the in-process symbolizer by default, a fake in tests, none
+ * for bare profiles); a location's lines are its frames, innermost inlined function first.
  *
  * A mapping says has_functions / has_filenames / has_line_numbers / has_inline_frames only when
  * every location in it got that information: pprof then trusts the profile and does not look
  * for the binary. A mapping with no location in it claims nothing.
  *
- * Invariants: the output is a function of the snapshot, the mappings and the symbols alone:
- * ids and string indices are assigned in first-use order over the buckets in snapshot order,
- * so the same snapshot in the same process encodes to the same bytes. The protobuf messages
- * live in one arena freed at the end; nothing here holds a lock malloc needs (the symbolizer's
- * own mutex is held while its symbols are in use). All allocations are inside
- * hprof_internal_enter/exit.
+ * Invariants: the output is a function of the calls, the mappings and the symbols alone: ids
+ * and string indices are assigned in first-use order (the mappings' strings when the first
+ * sample is added, or at finish), so the same calls in the same process encode to the same
+ * bytes. The protobuf messages live in one arena freed at the end; nothing here holds a lock
+ * malloc needs (the symbolizer's own mutex is held from new to finish). All allocations are
+ * inside hprof_internal_enter/exit.
+ *
+ * Heap and allocs (as Go's protomem.go writes them): one sample per bucket, values
+ *   alloc_objects/count, alloc_space/bytes, inuse_objects/count, inuse_space/bytes
+ * (the bucket's unbiased estimates, rounded to the nearest integer), period_type space/bytes,
+ * period = the sampling rate, and a numeric label bytes = the allocation size (unit "bytes";
+ * omitted for size 0, as Go does). default_sample_type is "alloc_space" for the allocs profile
+ * and unset for heap, so pprof shows the last type, inuse_space.
  */
 #include "hprof_output.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
@@ -65,11 +72,17 @@ struct vec {
     size_t n, cap;
 };
 
-struct builder {
+struct hprof_pb {
     struct arena_chunk *arena;
     pcodec_profile *p;
     const struct hprof_maps *maps;
-    bool symbolize;
+    struct hprof_maps own_maps;      /* read at new when the caller gave none */
+    hprof_pb_symbolize_fn symbolize; /* NULL: bare locations */
+    void *symbolize_arg;
+    bool sym_locked;     /* the in-process symbolizer's session is open */
+    bool mappings_added; /* the mappings' strings are interned after the header's */
+    bool failed;         /* a call ran out of memory: finish fails */
+    struct vec sample_types, comments;
     size_t *map_id; /* maps index -> mapping id in the profile */
     struct map_flags {
         size_t locations;
@@ -79,7 +92,7 @@ struct builder {
     struct index string_index, location_index, function_index;
 };
 
-static void *arena_alloc(struct builder *b, size_t size)
+static void *arena_alloc(struct hprof_pb *b, size_t size)
 {
     size = (size + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
     if (b->arena == NULL || b->arena->cap - b->arena->used < size) {
@@ -98,7 +111,7 @@ static void *arena_alloc(struct builder *b, size_t size)
     return p;
 }
 
-static void arena_free(struct builder *b)
+static void arena_free(struct hprof_pb *b)
 {
     while (b->arena != NULL) {
         struct arena_chunk *next = b->arena->next;
@@ -185,7 +198,7 @@ static void index_free(struct index *ix)
 /* ---- strings ---- */
 
 struct str_key {
-    struct builder *b;
+    struct hprof_pb *b;
     const char *s;
 };
 
@@ -196,7 +209,7 @@ static bool str_eq(const void *ctx, uint32_t id)
 }
 
 /* The string table index of s, adding it on first use; -1 when out of memory. */
-static int64_t str_id(struct builder *b, const char *s)
+static int64_t str_id(struct hprof_pb *b, const char *s)
 {
     if (s == NULL)
         s = "";
@@ -221,7 +234,7 @@ static int64_t str_id(struct builder *b, const char *s)
     return (int64_t)b->strings.n - 1;
 }
 
-static pb_value_type *value_type(struct builder *b, const char *type, const char *unit)
+static pb_value_type *value_type(struct hprof_pb *b, const char *type, const char *unit)
 {
     pb_value_type *vt = arena_alloc(b, sizeof(*vt));
     if (vt == NULL)
@@ -237,7 +250,7 @@ static pb_value_type *value_type(struct builder *b, const char *type, const char
 /* ---- functions ---- */
 
 struct func_key {
-    struct builder *b;
+    struct hprof_pb *b;
     int64_t name, system_name, filename, start_line;
 };
 
@@ -250,7 +263,7 @@ static bool func_eq(const void *ctx, uint32_t id)
 }
 
 /* The id of the function of a frame, adding it on first use; 0 when out of memory. */
-static uint64_t function_id(struct builder *b, const struct hprof_frame *frame)
+static uint64_t function_id(struct hprof_pb *b, const struct hprof_frame *frame)
 {
     struct func_key key = {b, str_id(b, frame->name), str_id(b, frame->system_name),
                            str_id(b, frame->file), frame->start_line};
@@ -281,7 +294,7 @@ static uint64_t function_id(struct builder *b, const struct hprof_frame *frame)
 /* ---- locations ---- */
 
 struct loc_key {
-    struct builder *b;
+    struct hprof_pb *b;
     uint64_t pc;
 };
 
@@ -293,7 +306,7 @@ static bool loc_eq(const void *ctx, uint32_t id)
 
 /* The id of the location of pc, adding (and symbolizing) it on first use; 0 when out of
  * memory. */
-static uint64_t location_id(struct builder *b, uint64_t pc)
+static uint64_t location_id(struct hprof_pb *b, uint64_t pc)
 {
     if (index_reserve(&b->location_index) != 0)
         return 0;
@@ -314,8 +327,8 @@ static uint64_t location_id(struct builder *b, uint64_t pc)
         loc->mapping_id = b->map_id[m];
 
     struct hprof_symbol sym = {0, 0, NULL};
-    if (b->symbolize)
-        hprof_sym_lookup(pc, &sym);
+    if (b->symbolize != NULL)
+        b->symbolize(b->symbolize_arg, pc, &sym);
     if (sym.n_frames > 0) {
         loc->line = arena_alloc(b, sym.n_frames * sizeof(*loc->line));
         if (loc->line == NULL)
@@ -345,60 +358,11 @@ static uint64_t location_id(struct builder *b, uint64_t pc)
 
 /* ---- the profile ---- */
 
-static int64_t round_estimate(double v)
-{
-    if (!(v > -9.2e18 && v < 9.2e18)) /* NaN or beyond int64: clamp */
-        return v > 0 ? INT64_MAX : (v < 0 ? INT64_MIN : 0);
-    return llround(v);
-}
-
-static int add_sample(struct builder *b, const struct hprof_bucket *bucket)
-{
-    pb_sample *s = arena_alloc(b, sizeof(*s));
-    if (s == NULL || vec_push(&b->samples, s) != 0)
-        return -1;
-    perftools__profiles__sample__init(s);
-    s->value = arena_alloc(b, 4 * sizeof(*s->value));
-    if (s->value == NULL)
-        return -1;
-    s->n_value = 4;
-    s->value[0] = round_estimate(bucket->alloc_objects);
-    s->value[1] = round_estimate(bucket->alloc_bytes);
-    s->value[2] = round_estimate(bucket->inuse_objects);
-    s->value[3] = round_estimate(bucket->inuse_bytes);
-    int depth = bucket->depth < 0 ? 0 : bucket->depth;
-    if (depth > HPROF_MAX_DEPTH)
-        depth = HPROF_MAX_DEPTH;
-    s->location_id = arena_alloc(b, (size_t)(depth ? depth : 1) * sizeof(*s->location_id));
-    if (s->location_id == NULL)
-        return -1;
-    for (int i = 0; i < depth; i++) {
-        s->location_id[i] = location_id(b, bucket->pcs[i]);
-        if (s->location_id[i] == 0)
-            return -1;
-    }
-    s->n_location_id = (size_t)depth;
-    if (bucket->size > 0) {
-        pb_label *label = arena_alloc(b, sizeof(*label));
-        s->label = arena_alloc(b, sizeof(*s->label));
-        if (label == NULL || s->label == NULL)
-            return -1;
-        perftools__profiles__label__init(label);
-        label->key = str_id(b, "bytes");
-        label->num = bucket->size > INT64_MAX ? INT64_MAX : (int64_t)bucket->size;
-        label->num_unit = str_id(b, "bytes");
-        if (label->key < 0 || label->num_unit < 0)
-            return -1;
-        s->label[0] = label;
-        s->n_label = 1;
-    }
-    return 0;
-}
-
-static int add_mappings(struct builder *b)
+static int add_mappings(struct hprof_pb *b)
 {
     const struct hprof_maps *maps = b->maps;
     pcodec_profile *p = b->p;
+    b->mappings_added = true;
     if (maps->n == 0)
         return 0;
     p->mapping = arena_alloc(b, maps->n * sizeof(*p->mapping));
@@ -431,7 +395,7 @@ static int add_mappings(struct builder *b)
     return 0;
 }
 
-static void set_mapping_flags(struct builder *b)
+static void set_mapping_flags(struct hprof_pb *b)
 {
     for (size_t i = 0; i < b->maps->n; i++) {
         const struct map_flags *f = &b->map_flags[i];
@@ -445,124 +409,295 @@ static void set_mapping_flags(struct builder *b)
     }
 }
 
-static int build(struct builder *b, const struct hprof_snapshot *snap, enum hprof_kind kind)
+/* ---- the builder's interface ---- */
+
+static void sym_in_process(void *arg, uint64_t pc, struct hprof_symbol *out)
 {
-    pcodec_profile *p = arena_alloc(b, sizeof(*p));
-    if (p == NULL)
-        return -1;
-    perftools__profiles__profile__init(p);
-    b->p = p;
-    b->map_id = calloc(b->maps->n ? b->maps->n : 1, sizeof(*b->map_id));
-    b->map_flags = calloc(b->maps->n ? b->maps->n : 1, sizeof(*b->map_flags));
-    if (b->map_id == NULL || b->map_flags == NULL)
-        return -1;
-    for (size_t i = 0; i < b->maps->n; i++)
-        b->map_flags[i].all = ~0u;
-
-    /* The same order as Go's writeHeapProto, so string indices line up with Go's. */
-    if (str_id(b, "") != 0)
-        return -1;
-    p->period_type = value_type(b, "space", "bytes");
-    p->period = snap->rate > INT64_MAX ? INT64_MAX : (int64_t)snap->rate;
-    static const char *const types[4][2] = {{"alloc_objects", "count"},
-                                            {"alloc_space", "bytes"},
-                                            {"inuse_objects", "count"},
-                                            {"inuse_space", "bytes"}};
-    p->sample_type = arena_alloc(b, 4 * sizeof(*p->sample_type));
-    if (p->period_type == NULL || p->sample_type == NULL)
-        return -1;
-    for (int i = 0; i < 4; i++)
-        if ((p->sample_type[i] = value_type(b, types[i][0], types[i][1])) == NULL)
-            return -1;
-    p->n_sample_type = 4;
-    if (kind == HPROF_ALLOCS)
-        p->default_sample_type = str_id(b, "alloc_space");
-    if (p->default_sample_type < 0)
-        return -1;
-    p->time_nanos = snap->time_ns;
-
-    if (add_mappings(b) != 0)
-        return -1;
-    for (size_t i = 0; i < snap->n_buckets; i++)
-        if (add_sample(b, &snap->buckets[i]) != 0)
-            return -1;
-    set_mapping_flags(b);
-
-    p->n_sample = b->samples.n;
-    p->sample = (pb_sample **)b->samples.v;
-    p->n_location = b->locations.n;
-    p->location = (pb_location **)b->locations.v;
-    p->n_function = b->functions.n;
-    p->function = (pb_function **)b->functions.v;
-    p->n_string_table = b->strings.n;
-    p->string_table = (char **)b->strings.v;
-    return 0;
+    (void)arg;
+    hprof_sym_lookup(pc, out);
 }
 
-int hprof_pprof_encode(const struct hprof_snapshot *snapshot, enum hprof_kind kind,
-                       const struct hprof_maps *maps, int symbolize, uint8_t **out, size_t *out_len)
+/* Record a failure: the builder refuses everything after it and finish returns -1. */
+static int fail(struct hprof_pb *b)
 {
-    struct hprof_maps own;
-    memset(&own, 0, sizeof(own));
-    own.main = -1;
+    b->failed = true;
+    return -1;
+}
+
+struct hprof_pb *hprof_pb_new(const struct hprof_maps *maps, int symbolize)
+{
+    hprof_internal_enter();
+    struct hprof_pb *b = calloc(1, sizeof(*b));
+    if (b == NULL)
+        goto fail;
+    b->own_maps.main = -1;
     if (maps == NULL) {
         /* Without /proc/self/maps (a sandbox) the profile still has its samples and symbols,
-         * with locations outside any mapping, rather than no profile at all. */
-        (void)hprof_maps_read(&own); /* on failure own stays empty */
-        maps = &own;
+         * with locations outside any mapping, rather than no profile at all: a failed read
+         * leaves the mappings empty (hprof_maps_read frees what it had and says so in errno,
+         * which must not leak into the profile's outcome). */
+        int saved = errno;
+        if (hprof_maps_read(&b->own_maps) != 0) {
+            memset(&b->own_maps, 0, sizeof(b->own_maps));
+            b->own_maps.main = -1;
+        }
+        errno = saved;
+        maps = &b->own_maps;
     }
-    struct builder b;
-    memset(&b, 0, sizeof(b));
-    b.maps = maps;
-    b.symbolize = symbolize != 0;
-    /* A symbolizer that cannot start leaves locations bare, and their mappings claim nothing. */
-    bool sym_locked = false;
-    if (b.symbolize) {
+    b->maps = maps;
+    b->p = arena_alloc(b, sizeof(*b->p));
+    b->map_id = calloc(maps->n ? maps->n : 1, sizeof(*b->map_id));
+    b->map_flags = calloc(maps->n ? maps->n : 1, sizeof(*b->map_flags));
+    if (b->p == NULL || b->map_id == NULL || b->map_flags == NULL)
+        goto fail;
+    perftools__profiles__profile__init(b->p);
+    for (size_t i = 0; i < maps->n; i++)
+        b->map_flags[i].all = ~0u;
+    if (str_id(b, "") != 0)
+        goto fail;
+    hprof_internal_exit();
+    if (symbolize) {
+        /* A symbolizer that cannot start leaves locations bare, and their mappings claim
+         * nothing. Its mutex is held until finish (or free). */
         (void)hprof_sym_begin(maps->signature);
-        sym_locked = true;
+        b->sym_locked = true;
+        b->symbolize = sym_in_process;
+    }
+    return b;
+fail:
+    hprof_internal_exit();
+    hprof_pb_free(b);
+    errno = ENOMEM;
+    return NULL;
+}
+
+void hprof_pb_set_symbolizer(struct hprof_pb *b, hprof_pb_symbolize_fn fn, void *arg)
+{
+    b->symbolize = fn;
+    b->symbolize_arg = arg;
+}
+
+int hprof_pb_period(struct hprof_pb *b, const char *type, const char *unit, int64_t period)
+{
+    assert(!b->mappings_added); /* declarations come before the samples */
+    if (b->failed)
+        return -1;
+    hprof_internal_enter();
+    b->p->period_type = value_type(b, type, unit);
+    b->p->period = period;
+    hprof_internal_exit();
+    return b->p->period_type != NULL ? 0 : fail(b);
+}
+
+int hprof_pb_sample_type(struct hprof_pb *b, const char *type, const char *unit)
+{
+    assert(!b->mappings_added);
+    if (b->failed)
+        return -1;
+    hprof_internal_enter();
+    pb_value_type *vt = value_type(b, type, unit);
+    int rc = vt != NULL && vec_push(&b->sample_types, vt) == 0 ? 0 : -1;
+    hprof_internal_exit();
+    return rc == 0 ? 0 : fail(b);
+}
+
+int hprof_pb_default_type(struct hprof_pb *b, const char *type)
+{
+    assert(!b->mappings_added);
+    if (b->failed)
+        return -1;
+    hprof_internal_enter();
+    b->p->default_sample_type = str_id(b, type);
+    hprof_internal_exit();
+    return b->p->default_sample_type >= 0 ? 0 : fail(b);
+}
+
+void hprof_pb_times(struct hprof_pb *b, int64_t time_ns, int64_t duration_ns)
+{
+    b->p->time_nanos = time_ns;
+    b->p->duration_nanos = duration_ns;
+}
+
+int hprof_pb_comment(struct hprof_pb *b, const char *text)
+{
+    if (b->failed)
+        return -1;
+    hprof_internal_enter();
+    int64_t id = str_id(b, text);
+    int rc = id >= 0 && vec_push(&b->comments, (void *)(intptr_t)id) == 0 ? 0 : -1;
+    hprof_internal_exit();
+    return rc == 0 ? 0 : fail(b);
+}
+
+int hprof_pb_add(struct hprof_pb *b, const uintptr_t *pcs, int depth, const int64_t *values,
+                 const struct hprof_pb_label *labels, size_t n_labels)
+{
+    if (b->failed)
+        return -1;
+    assert(b->sample_types.n > 0); /* values are per sample type: declare them first */
+    hprof_internal_enter();
+    int rc = -1;
+    if (!b->mappings_added && add_mappings(b) != 0)
+        goto out;
+    size_t n_values = b->sample_types.n;
+    pb_sample *s = arena_alloc(b, sizeof(*s));
+    if (s == NULL || vec_push(&b->samples, s) != 0)
+        goto out;
+    perftools__profiles__sample__init(s);
+    s->value = arena_alloc(b, n_values * sizeof(*s->value));
+    if (s->value == NULL)
+        goto out;
+    s->n_value = n_values;
+    memcpy(s->value, values, n_values * sizeof(*s->value));
+    if (depth < 0)
+        depth = 0;
+    if (depth > HPROF_MAX_DEPTH)
+        depth = HPROF_MAX_DEPTH;
+    s->location_id = arena_alloc(b, (size_t)(depth ? depth : 1) * sizeof(*s->location_id));
+    if (s->location_id == NULL)
+        goto out;
+    for (int i = 0; i < depth; i++) {
+        s->location_id[i] = location_id(b, pcs[i]);
+        if (s->location_id[i] == 0)
+            goto out;
+    }
+    s->n_location_id = (size_t)depth;
+    if (n_labels > 0) {
+        s->label = arena_alloc(b, n_labels * sizeof(*s->label));
+        if (s->label == NULL)
+            goto out;
+        for (size_t i = 0; i < n_labels; i++) {
+            pb_label *label = arena_alloc(b, sizeof(*label));
+            if (label == NULL)
+                goto out;
+            perftools__profiles__label__init(label);
+            label->key = str_id(b, labels[i].key);
+            if (labels[i].str != NULL)
+                label->str = str_id(b, labels[i].str);
+            label->num = labels[i].num;
+            if (labels[i].num_unit != NULL)
+                label->num_unit = str_id(b, labels[i].num_unit);
+            if (label->key < 0 || label->str < 0 || label->num_unit < 0)
+                goto out;
+            s->label[i] = label;
+        }
+        s->n_label = n_labels;
+    }
+    rc = 0;
+out:
+    hprof_internal_exit();
+    return rc == 0 ? 0 : fail(b);
+}
+
+void hprof_pb_free(struct hprof_pb *b)
+{
+    if (b == NULL)
+        return;
+    if (b->sym_locked)
+        hprof_sym_end();
+    hprof_internal_enter();
+    arena_free(b);
+    free(b->map_id);
+    free(b->map_flags);
+    free(b->strings.v);
+    free(b->samples.v);
+    free(b->locations.v);
+    free(b->functions.v);
+    free(b->sample_types.v);
+    free(b->comments.v);
+    index_free(&b->string_index);
+    index_free(&b->location_index);
+    index_free(&b->function_index);
+    hprof_maps_free(&b->own_maps);
+    free(b);
+    hprof_internal_exit();
+}
+
+int hprof_pb_finish(struct hprof_pb *b, uint8_t **out, size_t *out_len)
+{
+    int rc = b->failed ? -1 : 0;
+    if (b->sym_locked) {
+        hprof_sym_end(); /* the profile holds copies of every string it uses */
+        b->sym_locked = false;
     }
     hprof_internal_enter();
-    int rc = build(&b, snapshot, kind);
-    if (sym_locked)
-        hprof_sym_end(); /* the profile holds copies of every string it uses */
-    if (rc == 0)
-        rc = pcodec_encode_gzip(b.p, out, out_len);
+    pcodec_profile *p = b->p;
+    int64_t *comments = NULL;
+    if (rc == 0 && !b->mappings_added && add_mappings(b) != 0)
+        rc = -1;
+    if (rc == 0 && b->comments.n > 0) {
+        comments = arena_alloc(b, b->comments.n * sizeof(*comments));
+        if (comments == NULL)
+            rc = -1;
+        for (size_t i = 0; comments != NULL && i < b->comments.n; i++)
+            comments[i] = (int64_t)(intptr_t)b->comments.v[i];
+    }
+    if (rc == 0) {
+        set_mapping_flags(b);
+        p->n_sample_type = b->sample_types.n;
+        p->sample_type = (pb_value_type **)b->sample_types.v;
+        p->n_comment = b->comments.n;
+        p->comment = comments;
+        p->n_sample = b->samples.n;
+        p->sample = (pb_sample **)b->samples.v;
+        p->n_location = b->locations.n;
+        p->location = (pb_location **)b->locations.v;
+        p->n_function = b->functions.n;
+        p->function = (pb_function **)b->functions.v;
+        p->n_string_table = b->strings.n;
+        p->string_table = (char **)b->strings.v;
+        rc = pcodec_encode_gzip(p, out, out_len);
+    }
     int saved = rc == 0 ? 0 : (errno ? errno : ENOMEM);
-    arena_free(&b);
-    free(b.map_id);
-    free(b.map_flags);
-    free(b.strings.v);
-    free(b.samples.v);
-    free(b.locations.v);
-    free(b.functions.v);
-    index_free(&b.string_index);
-    index_free(&b.location_index);
-    index_free(&b.function_index);
     hprof_internal_exit();
-    if (maps == &own)
-        hprof_maps_free(&own);
+    hprof_pb_free(b);
     if (rc != 0)
         errno = saved;
     return rc;
 }
 
-int64_t hprof_pprof_string_index(char **table, size_t *n, const char *s)
+/* ---- heap and allocs ---- */
+
+static int64_t round_estimate(double v)
 {
-    for (size_t i = 0; i < *n; i++)
-        if (strcmp(table[i], s) == 0)
-            return (int64_t)i;
-    table[*n] = (char *)s;
-    return (int64_t)(*n)++;
+    if (!(v > -9.2e18 && v < 9.2e18)) /* NaN or beyond int64: clamp */
+        return v > 0 ? INT64_MAX : (v < 0 ? INT64_MIN : 0);
+    return llround(v);
 }
 
-void hprof_pprof_borrow_symbols(pcodec_profile *dst, const pcodec_profile *src)
+int hprof_pprof_encode_delta(const struct hprof_snapshot *snap, enum hprof_kind kind,
+                             const struct hprof_maps *maps, int symbolize, int64_t duration_ns,
+                             uint8_t **out, size_t *out_len)
 {
-    dst->n_mapping = src->n_mapping;
-    dst->mapping = src->mapping;
-    dst->n_location = src->n_location;
-    dst->location = src->location;
-    dst->n_function = src->n_function;
-    dst->function = src->function;
+    struct hprof_pb *b = hprof_pb_new(maps, symbolize);
+    if (b == NULL)
+        return -1;
+    /* The same order as Go's writeHeapProto, so string indices line up with Go's. */
+    hprof_pb_period(b, "space", "bytes", snap->rate > INT64_MAX ? INT64_MAX : (int64_t)snap->rate);
+    hprof_pb_sample_type(b, "alloc_objects", "count");
+    hprof_pb_sample_type(b, "alloc_space", "bytes");
+    hprof_pb_sample_type(b, "inuse_objects", "count");
+    hprof_pb_sample_type(b, "inuse_space", "bytes");
+    if (kind == HPROF_ALLOCS)
+        hprof_pb_default_type(b, "alloc_space");
+    hprof_pb_times(b, snap->time_ns, duration_ns);
+    for (size_t i = 0; i < snap->n_buckets; i++) {
+        const struct hprof_bucket *bucket = &snap->buckets[i];
+        int64_t values[4] = {
+            round_estimate(bucket->alloc_objects), round_estimate(bucket->alloc_bytes),
+            round_estimate(bucket->inuse_objects), round_estimate(bucket->inuse_bytes)};
+        struct hprof_pb_label size = {
+            "bytes", NULL, bucket->size > INT64_MAX ? INT64_MAX : (int64_t)bucket->size, "bytes"};
+        if (hprof_pb_add(b, bucket->pcs, bucket->depth, values, &size, bucket->size > 0) != 0)
+            break; /* finish reports it */
+    }
+    return hprof_pb_finish(b, out, out_len);
+}
+
+int hprof_pprof_encode(const struct hprof_snapshot *snapshot, enum hprof_kind kind,
+                       const struct hprof_maps *maps, int symbolize, uint8_t **out, size_t *out_len)
+{
+    return hprof_pprof_encode_delta(snapshot, kind, maps, symbolize, 0, out, out_len);
 }
 
 int hprof_pprof_take(enum hprof_kind kind, uint8_t **out, size_t *out_len)

@@ -33,8 +33,6 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "pcodec.h"
-
 #define HPROF_DELTA_MAX_PENDING 8 /* delta profiles waiting at once, per process */
 
 /* ---- the difference ---- */
@@ -138,29 +136,6 @@ out:
     return rc;
 }
 
-int hprof_pprof_set_duration(uint8_t **buf, size_t *len, int64_t duration_ns)
-{
-    hprof_internal_enter();
-    int rc = -1;
-    pcodec_profile *p = pcodec_decode(*buf, *len, NULL, 0);
-    uint8_t *again = NULL;
-    size_t again_len = 0;
-    if (p != NULL) {
-        p->duration_nanos = duration_ns;
-        rc = pcodec_encode_gzip(p, &again, &again_len);
-        pcodec_free(p);
-    }
-    if (rc == 0) {
-        free(*buf);
-        *buf = again;
-        *len = again_len;
-    } else {
-        errno = ENOMEM;
-    }
-    hprof_internal_exit();
-    return rc;
-}
-
 /* ---- the request ---- */
 
 struct delta {
@@ -211,8 +186,7 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
     char msg[160];
     int64_t duration = elapsed_ns(&d->start);
     if (hprof_snapshot_take(&p1) != 0 || hprof_snapshot_delta(&d->p0, &p1, &diff) != 0 ||
-        hprof_pprof_encode(&diff, d->kind, NULL, 1, &buf, &len) != 0 ||
-        hprof_pprof_set_duration(&buf, &len, duration) != 0) {
+        hprof_pprof_encode_delta(&diff, d->kind, NULL, 1, duration, &buf, &len) != 0) {
         snprintf(msg, sizeof(msg), "failed to compute delta: %s", strerror(errno ? errno : ENOMEM));
         hprof_output_free(buf);
         hprof_web_error(d->req, HTTP_INTERNAL, msg);

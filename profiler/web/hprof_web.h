@@ -33,6 +33,7 @@
 
 #include "hprof_output.h"
 #include "hprof_threads.h"
+#include "hprof_writers.h"
 
 struct evbuffer;
 struct evhttp;
@@ -75,10 +76,6 @@ int hprof_web_seconds(struct evhttp_request *req, long *seconds);
  * Returns 0 / -1 (ENOMEM). */
 int hprof_snapshot_delta(const struct hprof_snapshot *p0, const struct hprof_snapshot *p1,
                          struct hprof_snapshot *out);
-
-/* Set duration_nanos of a gzip'd profile (decoded and encoded again). *buf is replaced.
- * Returns 0 / -1. */
-int hprof_pprof_set_duration(uint8_t **buf, size_t *len, int64_t duration_ns);
 
 /* Answer kind?seconds=N: a snapshot now, another one N seconds later (an evtimer on the
  * request's event base), the difference as a profile named "<name>-delta". A client that

@@ -56,7 +56,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "hprof_cpu.h"
+#include "hprof_writers.h"
 #include "pcodec.h"
 
 #define BUSY_CPU_S      1.5      /* CPU seconds the busy worker burns */
