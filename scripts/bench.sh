@@ -6,7 +6,8 @@
 #   scripts/bench.sh [SECTION ...]      ROUNDS=3 DURATION=10s
 # Sections: rss (leaky's RSS per request), service (leaky vs a null store), profiler (leaky with the profiler at the default
 # rate vs off), malloc (ns per malloc+free pair vs glibc, heaptrack, jemalloc, gperftools),
-# pprof (time to encode and serve a profile), fixed (sweep cost, p99 under sweeps, peak in-use
+# pprof (time to encode and serve a profile), serve (time to serve heap, threads and CPU
+# profiles of a live leaky; BASE_BIN=DIR/bin compares with another build), fixed (sweep cost, p99 under sweeps, peak in-use
 # vs the bound), loadgen (--rate max vs wrk, rate accuracy, a stalled server), verdict (error
 # rates on simulated runs); demo (scripts/demo.sh 20 times under stress-ng: only when asked).
 set -euo pipefail
@@ -183,6 +184,7 @@ for section in "${sections[@]}"; do
     cpu) bench_cpu ;;
     malloc) "$LC_ROOT/bench/bench_malloc.sh" "$build_dir" "$((ROUNDS * 2 + 1))" ;;
     pprof) "$bin/bench_pprof" --runs 11 ;;
+    serve) "$LC_ROOT/bench/serve_bench.sh" "$bin" "${BASE_BIN:-}" "$ROUNDS" ;;
     fixed) "$LC_ROOT/bench/fixed_bench.sh" "$bin" ;;
     loadgen) "$LC_ROOT/bench/loadgen_bench.sh" "$bin" ;;
     verdict) bench_verdict ;;

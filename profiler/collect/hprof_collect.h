@@ -1,7 +1,9 @@
 /*
  * hprof_collect: the collection half's own seams (sampler, bucket table, malloc layer).
  *
- * The collection half is three files, layered so that each can be tested on its own:
+ * The heap collection is three files of collect/, layered so that each can be tested on its own
+ * (the layer's other modules have headers of their own: hprof_cpu.h, hprof_threads.h,
+ * hprof_unwind.h for the signal engines, and hprof_internal.h for the snapshot):
  *
  *   hprof_sampler.c  pure functions: the per-thread PRNG, exponential sample distances, the
  *                    unbiasing weight, the HEAPPROF_* number parser. No state, no locks.

@@ -1,15 +1,16 @@
 /*
- * hprof_internal: the seam between the profiler's two halves.
+ * hprof_internal: the seam between the profiler's collect layer and the layers above it.
  *
- *   collection (hprof_malloc.c, hprof_sampler.c, hprof_table.c): interposes malloc/free, samples
- *   allocations as a Poisson process over bytes, records stacks in a table of buckets, and keeps
- *   the set of live sampled blocks so that free/realloc retire them;
+ *   collect/ (hprof_malloc.c, hprof_sampler.c, hprof_table.c; the CPU and threads engines):
+ *   interposes malloc/free, samples allocations as a Poisson process over bytes, records stacks
+ *   in a table of buckets, and keeps the set of live sampled blocks so that free/realloc
+ *   retire them;
  *
- *   output (hprof_pprof.c, hprof_symbolize.c, hprof_http.c, hprof_file.c): turns a snapshot of
- *   that table into a Go-compatible pprof profile, symbolized in-process, served over HTTP or
- *   written to files.
+ *   pprof/ (the generic builder and the profiles' writers, symbolizer, mappings, codec) and
+ *   web/ (router, registry, endpoints, files): turn a snapshot of that table into a
+ *   Go-compatible pprof profile, symbolized in-process, served over HTTP or written to files.
  *
- * The output half only ever sees a snapshot: a copy of the buckets, read without a lock (each
+ * The layers above only ever see a snapshot: a copy of the buckets, read without a lock (each
  * bucket's counters are read consistently, see hprof_table.c), so encoding, symbolizing and gzip
  * run without any lock that malloc needs. Tests build snapshots by hand (fake stacks) and feed
  * them to the encoder.

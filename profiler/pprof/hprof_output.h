@@ -1,14 +1,14 @@
 /*
- * hprof_output: the interfaces inside the profiler's output half (see hprof_internal.h for the
- * seam with the collection half).
+ * hprof_output: the pprof layer's interfaces (see hprof_internal.h for the seam with collect/;
+ * web/ is the only layer above).
  *
  *   hprof_maps.c       the process's executable mappings, from /proc/self/maps, each with its
  *                      GNU build-id (read from the loaded image's notes, else from the file);
  *   hprof_symbolize.c  PC -> frames (function, file, line, inlined callers) by elfutils libdwfl,
  *                      cached per PC, behind one mutex that malloc never takes;
- *   hprof_pprof.c      a snapshot -> a gzip'd pprof profile, as Go writes heap profiles;
- *   hprof_file.c       hprof_write_profile_fd/path and the HEAPPROF_FILE writer thread;
- *   hprof_http.c       the /debug/pprof/heap and /debug/pprof/allocs endpoints.
+ *   hprof_pprof.c      the generic pprof builder, and the heap, allocs and delta profiles;
+ *   hprof_writers.c    the CPU and threads profiles (hprof_writers.h);
+ *   pcodec.c           protobuf-c and gzip (loadgen links it too).
  *
  * Every function here allocates only between hprof_internal_enter() and hprof_internal_exit()
  * (it enters itself), so none of the output half's memory is ever sampled. None of them is

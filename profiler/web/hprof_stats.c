@@ -19,7 +19,8 @@
  *             container with a time namespace it does not match CLOCK_BOOTTIME;
  *   sources   registered by the program (hprof_http_add_stats), e.g. the store of leaky/fixed.
  *
- * Names: the JSON key is the name (flat: rss_bytes, glibc_inuse_bytes, inuse_bytes...); the
+ * Names: the JSON key is the name (flat: rss_bytes, glibc_inuse_bytes, inuse_bytes...), or
+ * prefix + name for a source's figure whose name is already a key (never a duplicate key); the
  * Prometheus metric is prefix + name, "heapprof_" for the profiler's figures and the prefix
  * given at registration for the others. Units end the name (_bytes, _seconds), counters end in
  * _total. Numbers are written exactly when integral (below 2^53), else with 17 digits.
@@ -110,10 +111,22 @@ void hprof_stat(struct hprof_stat_sink *sink, const char *name, enum hprof_stat_
     hprof_internal_enter();
     struct evbuffer *out = sink->out;
     switch (sink->format) {
-    case HPROF_STATS_JSON:
-        evbuffer_add_printf(out, "%s\n  \"%s\": ", sink->written ? "," : "", name);
+    case HPROF_STATS_JSON: {
+        /* A source's figure whose name is already a key (a built-in figure's, or another
+         * source's) is written under its prefixed name, as /metrics names it: a JSON object
+         * never has the same key twice. */
+        bool taken = false;
+        if (strcmp(sink->prefix, HPROF_PREFIX) != 0) {
+            char key[160];
+            int n = snprintf(key, sizeof(key), "\n  \"%s\": ", name);
+            taken = n > 0 && (size_t)n < sizeof(key) &&
+                    evbuffer_search(out, key, (size_t)n, NULL).pos != -1;
+        }
+        evbuffer_add_printf(out, "%s\n  \"%s%s\": ", sink->written ? "," : "",
+                            taken ? sink->prefix : "", name);
         add_number(out, value, true);
         break;
+    }
     case HPROF_STATS_PROMETHEUS:
         evbuffer_add_printf(out, "# HELP %s%s ", sink->prefix, name);
         for (const char *c = help != NULL ? help : ""; *c != '\0'; c++) {

@@ -149,6 +149,7 @@ static void source_a(struct hprof_stat_sink *sink, void *arg)
     hprof_stat(sink, "things_total", HPROF_STAT_COUNTER, 42, "Things.\nOn two lines \\ here.");
     hprof_stat(sink, "level_bytes", HPROF_STAT_GAUGE, *(double *)arg, "A level.");
     hprof_stat(sink, "Bad-Name", HPROF_STAT_GAUGE, 1, "skipped");
+    hprof_stat(sink, "rss_bytes", HPROF_STAT_GAUGE, 7, "Named like a built-in figure.");
 }
 
 static void source_noop(struct hprof_stat_sink *sink, void *arg)
@@ -172,6 +173,11 @@ static void test_stats(void **state)
     assert_non_null(strstr(json, "\n  \"rss_bytes\": "));
     assert_non_null(strstr(json, "\n  \"glibc_inuse_bytes\": "));
     assert_null(strstr(json, "Bad-Name"));
+    /* A source's figure named like a built-in one keeps its prefix: no duplicate JSON key. */
+    assert_non_null(strstr(json, "\n  \"test_rss_bytes\": 7"));
+    const char *first = strstr(json, "\n  \"rss_bytes\": ");
+    assert_non_null(first);
+    assert_null(strstr(first + 1, "\n  \"rss_bytes\": "));
     assert_null(strstr(json, "null")); /* every figure is known on Linux */
     free(json);
     evbuffer_drain(out, evbuffer_get_length(out));
@@ -184,6 +190,7 @@ static void test_stats(void **state)
     assert_non_null(strstr(prom, "# TYPE heapprof_inuse_bytes gauge\nheapprof_inuse_bytes "));
     assert_non_null(strstr(prom, "# TYPE heapprof_alloc_bytes_total counter\n"));
     assert_non_null(strstr(prom, "\nheapprof_rss_bytes "));
+    assert_non_null(strstr(prom, "\ntest_rss_bytes 7\n"));
     free(prom);
     evbuffer_drain(out, evbuffer_get_length(out));
 
