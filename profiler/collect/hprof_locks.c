@@ -63,6 +63,7 @@
 #include <unistd.h>
 
 #include "hprof_collect.h"
+#include "hprof_env.h"
 
 #if defined(__x86_64__)
 #define HPROF_GLIBC_BASE "GLIBC_2.2.5"
@@ -931,17 +932,12 @@ static void locks_atfork_child(void)
 
 static uint64_t env_rate(const char *name)
 {
-    const char *s = getenv(name);
+    const char *s = hprof_env_get(name);
     uint64_t v;
     if (s == NULL || *s == '\0')
         return 0;
     if (hprof_parse_u64(s, &v) != 0) {
-        static const char pre[] = "heapprof: ignoring ";
-        static const char post[] = ": not a non-negative integer\n";
-        ssize_t rc = write(STDERR_FILENO, pre, sizeof(pre) - 1);
-        rc = write(STDERR_FILENO, name, strlen(name));
-        rc = write(STDERR_FILENO, post, sizeof(post) - 1);
-        (void)rc;
+        hprof_log("ignoring %s=%s: not a non-negative integer\n", name, s);
         return 0;
     }
     return v;

@@ -10,6 +10,7 @@
 #include <event2/buffer.h>
 #include <string.h>
 
+#include "hprof_locks_http.h"
 #include "hprof_web.h"
 
 static uint64_t memory_count(void)
@@ -55,6 +56,11 @@ const struct hprof_profile hprof_profiles[] = {
      .write_text = memory_text,
      .delta = 1,
      .delta_kind = HPROF_ALLOCS},
+    {.name = "block",
+     .description = "Stack traces that led to blocking on synchronization primitives (pthread "
+                    "mutexes, rwlocks, condition variables, semaphores; HEAPPROF_BLOCK_RATE)",
+     .count = hprof_locks_http_count_block,
+     .serve = hprof_locks_http_serve},
     {.name = "cmdline",
      .description = "The command line invocation of the current program (its arguments joined "
                     "by NUL bytes)",
@@ -68,6 +74,10 @@ const struct hprof_profile hprof_profiles[] = {
      .write_text = memory_text,
      .delta = 1,
      .delta_kind = HPROF_HEAP},
+    {.name = "mutex",
+     .description = "Stack traces of holders of contended mutexes (HEAPPROF_MUTEX_FRACTION)",
+     .count = hprof_locks_http_count_mutex,
+     .serve = hprof_locks_http_serve},
     {.name = "profile",
      .description = "CPU profile. You can specify the duration in the seconds GET parameter. "
                     "After you get the profile file, use the go tool pprof command to "
