@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The contention profiles of a live fixed server, read by go tool pprof:
+#  - fixed --sweep-mode scan with HEAPPROF_MUTEX_FRACTION=1 HEAPPROF_BLOCK_RATE=1000 under load:
+#    /debug/pprof/mutex and /block are pprof profiles (contentions/count, delay/nanoseconds,
+#    period_type contentions/count, period 1) that pprof reads, and their ?debug=1 texts too;
+#    the mutex profile blames the holders of the store's lock (store_put, sweep_scan), the
+#    block profile the waiters (store_put) and the janitor's idle wait (janitor_main);
+#  - the index lists block and mutex;
+#  - a second fixed with both profiles off: mutex?seconds=2 under load switches the profile on
+#    for the window (a non-empty delta named mutex-delta, Duration 2s), and off again after it;
+#  - bad parameters: seconds with debug, seconds=0: 400 as Go answers.
+# usage: contention.sh FIXED LOADGEN   (exit 77: no Go toolchain)
+set -u
+. "$(dirname "$0")/../lib.sh"
+FIXED=$1
+LOADGEN=$2
+command -v curl >/dev/null || lc_fail "curl is not installed"
+command -v go >/dev/null 2>&1 || lc_skip "go (Debian golang-go) is not installed"
+export HOME="$LC_TMP/home" GOCACHE="$LC_TMP/gocache" GOPATH="$LC_TMP/gopath"
+export PPROF_TMPDIR="$LC_TMP/pprof" PPROF_BINARY_PATH="$LC_TMP/no-binaries" GOTOOLCHAIN=local
+mkdir -p "$HOME" "$PPROF_TMPDIR" "$PPROF_BINARY_PATH"
+
+pprof() {
+    (cd "$LC_TMP" && timeout 120 go tool pprof "$@") 2>"$LC_TMP/pprof.err" ||
+        lc_fail "go tool pprof $*: $(cat "$LC_TMP/pprof.err")"
+}
+expect() { # FILE PATTERN...
+    local file=$1 p
+    shift
+    for p in "$@"; do
+        grep -Eq -- "$p" "$file" || lc_fail "no line matches '$p' in $file:
+$(head -40 "$file")"
+    done
+}
+status_of() { # URL
+    curl -s -o "$LC_TMP/body" -w '%{http_code}' --max-time 30 "$1"
+}
+
+# --- profiles on from the start -------------------------------------------------------------
+HEAPPROF_MUTEX_FRACTION=1 HEAPPROF_BLOCK_RATE=1000 lc_start_server S "$FIXED" --threads 2 \
+    --sweep-mode scan --ttl 1s --sweep-every 300ms
+D="$S_DEBUG_URL/debug/pprof"
+"$LOADGEN" --url "$S_URL/process" --rate 3000 --duration 3s >"$LC_TMP/load1" 2>&1 ||
+    lc_fail "loadgen: $(tail -3 "$LC_TMP/load1")"
+
+pprof -raw "$D/mutex" >"$LC_TMP/mutex_raw"
+expect "$LC_TMP/mutex_raw" '^PeriodType: contentions count' '^Period: 1$' \
+    'contentions/count delay/nanoseconds' 'mutex profile fraction 1/1'
+pprof -top -nodecount=1000 "$D/mutex" >"$LC_TMP/mutex_top"
+expect "$LC_TMP/mutex_top" '^Type: delay' ' (store_put|sweep_scan)$'
+pprof -top -nodecount=1000 "$D/block" >"$LC_TMP/block_top"
+expect "$LC_TMP/block_top" '^Type: delay' ' janitor_main$'
+pprof -top -nodecount=1000 -sample_index=contentions "$D/block" >"$LC_TMP/block_count"
+expect "$LC_TMP/block_count" '^Type: contentions'
+
+[ "$(status_of "$D/mutex?debug=1")" = 200 ] || lc_fail "mutex?debug=1: $(cat "$LC_TMP/body")"
+expect "$LC_TMP/body" '^--- mutex:$' '^cycles/second=1000000000$' '^sampling period=1$' \
+    '^[0-9]+ [0-9]+ @( 0x[0-9a-f]+)+$' '^#	0x[0-9a-f]+	(store_put|sweep_scan)'
+[ "$(status_of "$D/block?debug=1")" = 200 ] || lc_fail "block?debug=1: $(cat "$LC_TMP/body")"
+expect "$LC_TMP/body" '^--- contention:$' '^#	0x[0-9a-f]+	janitor_main'
+pprof -top "$D/block?debug=1" >"$LC_TMP/block_text_top" # pprof reads the text form too
+expect "$LC_TMP/block_text_top" '^Type: delay'
+
+[ "$(status_of "$D/")" = 200 ] || lc_fail "index"
+expect "$LC_TMP/body" "href='block\?debug=1'" "href='mutex\?debug=1'"
+[ "$(status_of "$D/mutex?seconds=1&debug=1")" = 400 ] || lc_fail "seconds with debug accepted"
+[ "$(status_of "$D/block?seconds=0")" = 400 ] || lc_fail "seconds=0 accepted"
+lc_stop_server S
+[ "$S_STATUS" = 0 ] || lc_fail "fixed exited $S_STATUS: $(tail -5 "$S_ERR")"
+
+# --- profiles off; a ?seconds=N window switches the mutex profile on ------------------------
+lc_start_server T "$FIXED" --threads 2 --sweep-mode scan --ttl 1s --sweep-every 300ms
+D="$T_DEBUG_URL/debug/pprof"
+[ "$(status_of "$D/mutex?debug=1")" = 200 ] || lc_fail "mutex?debug=1"
+expect "$LC_TMP/body" '^sampling period=0$'
+curl -s -D "$LC_TMP/delta_headers" -o "$LC_TMP/delta.pb.gz" --max-time 60 "$D/mutex?seconds=3" &
+fetch=$!
+sleep 0.3
+"$LOADGEN" --url "$T_URL/process" --rate 3000 --duration 2s >"$LC_TMP/load2" 2>&1 ||
+    lc_fail "loadgen: $(tail -3 "$LC_TMP/load2")"
+wait "$fetch" || lc_fail "mutex?seconds=3 failed"
+expect "$LC_TMP/delta_headers" 'filename="mutex-delta"'
+pprof -top -nodecount=1000 "$LC_TMP/delta.pb.gz" >"$LC_TMP/delta_top"
+expect "$LC_TMP/delta_top" '^Duration: 3s' ' (store_put|sweep_scan)$'
+[ "$(status_of "$D/mutex?debug=1")" = 200 ] || lc_fail "mutex?debug=1"
+expect "$LC_TMP/body" '^sampling period=0$' # the window closed
+lc_stop_server T
+[ "$T_STATUS" = 0 ] || lc_fail "fixed exited $T_STATUS: $(tail -5 "$T_ERR")"
+echo "contention: mutex and block profiles read by pprof; the window switched mutex on and off"
