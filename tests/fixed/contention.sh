@@ -81,7 +81,7 @@ sleep 0.3
 wait "$fetch" || lc_fail "mutex?seconds=3 failed"
 expect "$LC_TMP/delta_headers" 'filename="mutex-delta"'
 pprof -top -nodecount=1000 "$LC_TMP/delta.pb.gz" >"$LC_TMP/delta_top"
-expect "$LC_TMP/delta_top" '^Duration: 3s' ' (store_put|sweep_scan)$'
+expect "$LC_TMP/delta_top" '^Duration: 3(\.[0-9]+)?s' ' (store_put|sweep_scan)$'
 [ "$(status_of "$D/mutex?debug=1")" = 200 ] || lc_fail "mutex?debug=1"
 expect "$LC_TMP/body" '^sampling period=0$' # the window closed
 lc_stop_server T
