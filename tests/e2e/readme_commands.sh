@@ -4,7 +4,8 @@
 # build/ is the build under test. Blocks preceded by "<!-- readme-test: skip (why) -->" are the
 # set-up commands that CI runs itself (scripts/test.sh builds and tests; tests/e2e/demo.sh runs
 # the demo). The README uses the servers' default ports, 8080 and 6060, and 8081 for pprof's web
-# UI: the test stops at once if any of them is taken. Whatever the README starts in the
+# UI: in a network namespace of its own where it can be had, else it stops at once if any of
+# them is taken. Whatever the README starts in the
 # background is killed by PID when the session ends.
 # usage: readme_commands.sh SOURCE_DIR BUILD_DIR
 set -u
@@ -12,11 +13,19 @@ set -u
 src=$1
 build=$2
 
-for port in 8080 6060 8081; do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-        lc_fail "port $port is taken: the README's commands use it"
-    fi
-done
+# The README's ports are fixed, and several suites (or a developer's own leaky) may run at once
+# on one machine. Where it can (as root, as CI runs), the session gets a network namespace of
+# its own (unshare --net), whose loopback has every port free; elsewhere the ports must be free.
+netns=()
+if unshare --net ip link set lo up 2>/dev/null; then
+    netns=(unshare --net sh -c 'ip link set lo up && exec "$0" "$@"')
+else
+    for port in 8080 6060 8081; do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            lc_fail "port $port is taken: the README's commands use it"
+        fi
+    done
+fi
 
 # Extract the runnable blocks.
 awk '
@@ -40,7 +49,7 @@ ln -s "$build" "$work/build"
 
 export HOME="$LC_TMP/home" GOCACHE="$LC_TMP/gocache" PPROF_TMPDIR="$LC_TMP/pprof"
 mkdir -p "$HOME"
-if ! (cd "$work" && timeout 300 bash "$LC_TMP/session.sh" >"$LC_TMP/out" 2>&1); then
+if ! (cd "$work" && timeout 300 "${netns[@]}" bash "$LC_TMP/session.sh" >"$LC_TMP/out" 2>&1); then
     tail -n 40 "$LC_TMP/out" >&2
     lc_fail "a README command failed (above: the end of the session's output)"
 fi
