@@ -13,17 +13,24 @@
  *             it also holds the profiler's overhead and the 16-byte header of sampled blocks.
  *             mallinfo2 locks each arena in turn for a walk of its free lists: microseconds
  *             with the servers' heaps, never for long enough to matter to /process;
- *   process   RSS and peak RSS (VmRSS, VmHWM of /proc/self/status), virtual size, threads, and
- *             uptime: since this file's constructor ran, i.e. since the program started (the
- *             profiler is linked in or preloaded). Not /proc/self/stat's start time: in a
- *             container with a time namespace it does not match CLOCK_BOOTTIME;
+ *   process   RSS and peak RSS (VmRSS, VmHWM of /proc/self/status), virtual size, threads,
+ *             CPU time (getrusage), open and maximum file descriptors, and the start: the
+ *             time this file's constructor ran, i.e. when the program started (the profiler is
+ *             linked in or preloaded). Not /proc/self/stat's start time: in a container with a
+ *             time namespace it does not match CLOCK_BOOTTIME. Uptime is measured on
+ *             CLOCK_MONOTONIC, the start time is CLOCK_REALTIME then;
  *   sources   registered by the program (hprof_http_add_stats), e.g. the store of leaky/fixed.
  *
  * Names: the JSON key is the name (flat: rss_bytes, glibc_inuse_bytes, inuse_bytes...), or
  * prefix + name for a source's figure whose name is already a key (never a duplicate key); the
  * Prometheus metric is prefix + name, "heapprof_" for the profiler's figures and the prefix
- * given at registration for the others. Units end the name (_bytes, _seconds), counters end in
- * _total. Numbers are written exactly when integral (below 2^53), else with 17 digits.
+ * given at registration for the others, except the process figures, which /metrics gives under
+ * the names every Prometheus client library uses (process_resident_memory_bytes,
+ * process_virtual_memory_bytes, process_start_time_seconds, process_cpu_seconds_total,
+ * process_open_fds, process_max_fds), so that fleet dashboards and rules work unchanged; and
+ * heapprof_build_info{version="..."} 1, the version as a label (Prometheus only). Units end the
+ * name (_bytes, _seconds), counters end in _total. Numbers are written exactly when integral (below
+ * 2^53), else with 17 digits.
  *
  * Locks: stats_lock guards the registry and is held while the registered sources run, so that
  * hprof_http_remove_stats returns only once its source has finished. Sources must not call
@@ -35,6 +42,7 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <malloc.h>
 #include <math.h>
@@ -43,8 +51,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "lc_version.h"
 
 #define HPROF_STATS_MAX_SOURCES 16
 #define HPROF_PREFIX            "heapprof_"
@@ -65,7 +76,8 @@ struct source {
 static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct source sources[HPROF_STATS_MAX_SOURCES];
 static size_t n_sources;
-static struct timespec loaded; /* CLOCK_MONOTONIC when the program started */
+static struct timespec loaded;     /* CLOCK_MONOTONIC when the program started */
+static struct timespec started_at; /* CLOCK_REALTIME then */
 
 /* A fork child's only thread cannot be inside a source: give it a fresh lock. */
 static void atfork_child(void)
@@ -76,6 +88,7 @@ static void atfork_child(void)
 __attribute__((constructor)) static void hprof_stats_init(void)
 {
     clock_gettime(CLOCK_MONOTONIC, &loaded);
+    clock_gettime(CLOCK_REALTIME, &started_at);
     hprof_internal_enter();
     pthread_atfork(NULL, NULL, atfork_child);
     hprof_internal_exit();
@@ -192,6 +205,7 @@ int hprof_http_remove_stats(hprof_stats_fn fn, void *arg)
 
 struct proc_figures {
     double rss, rss_peak, vsize, threads, uptime;
+    double start_time, cpu_seconds, open_fds, max_fds;
 };
 
 /* The value of "Key:" in /proc/self/status text (kB lines are converted to bytes), or NAN. */
@@ -213,6 +227,7 @@ static void read_process(struct proc_figures *p)
 {
     char buf[4096];
     p->rss = p->rss_peak = p->vsize = p->threads = p->uptime = NAN;
+    p->start_time = p->cpu_seconds = p->open_fds = p->max_fds = NAN;
     int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
         ssize_t n = read(fd, buf, sizeof(buf) - 1);
@@ -227,8 +242,36 @@ static void read_process(struct proc_figures *p)
     }
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    if (loaded.tv_sec != 0 || loaded.tv_nsec != 0)
+    if (loaded.tv_sec != 0 || loaded.tv_nsec != 0) {
         p->uptime = (double)(now.tv_sec - loaded.tv_sec) + (now.tv_nsec - loaded.tv_nsec) / 1e9;
+        p->start_time = (double)started_at.tv_sec + started_at.tv_nsec / 1e9;
+    }
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        p->cpu_seconds = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+                         (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        p->max_fds = rl.rlim_cur == RLIM_INFINITY ? INFINITY : (double)rl.rlim_cur;
+    DIR *fds = opendir("/proc/self/fd"); /* allocates: callers are inside hprof_internal_enter */
+    if (fds != NULL) {
+        double n = 0;
+        struct dirent *e;
+        while ((e = readdir(fds)) != NULL)
+            n += e->d_name[0] != '.';
+        closedir(fds);
+        p->open_fds = n - 1; /* not the descriptor opendir itself holds */
+    }
+}
+
+/* A figure under a name of its own, without the source's prefix (process_*). */
+static void emit_bare(struct hprof_stat_sink *s, const char *name, enum hprof_stat_type type,
+                      double value, const char *help)
+{
+    const char *prefix = s->prefix;
+    s->prefix = "";
+    hprof_stat(s, name, type, value, help);
+    s->prefix = prefix;
 }
 
 /* ---- all the figures ---- */
@@ -283,11 +326,29 @@ static void emit_own(struct hprof_stat_sink *s)
                "Chunks glibc mapped on their own (mallinfo2 hblks).");
     hprof_stat(s, "glibc_releasable_bytes", G, (double)mi.keepcost,
                "Free bytes at the top of the main arena that malloc_trim could return.");
-    hprof_stat(s, "rss_bytes", G, proc.rss, "Resident set size (VmRSS).");
     hprof_stat(s, "rss_peak_bytes", G, proc.rss_peak, "Peak resident set size (VmHWM).");
-    hprof_stat(s, "virtual_bytes", G, proc.vsize, "Virtual memory size (VmSize).");
     hprof_stat(s, "threads", G, proc.threads, "Threads of the process.");
-    hprof_stat(s, "uptime_seconds", G, proc.uptime, "Seconds since the process started.");
+    if (s->format != HPROF_STATS_PROMETHEUS) {
+        hprof_stat(s, "rss_bytes", G, proc.rss, "Resident set size (VmRSS).");
+        hprof_stat(s, "virtual_bytes", G, proc.vsize, "Virtual memory size (VmSize).");
+        hprof_stat(s, "uptime_seconds", G, proc.uptime, "Seconds since the process started.");
+        return;
+    }
+    /* Prometheus: the process collector's standard names, and the build. */
+    emit_bare(s, "process_resident_memory_bytes", G, proc.rss, "Resident memory size in bytes.");
+    emit_bare(s, "process_virtual_memory_bytes", G, proc.vsize, "Virtual memory size in bytes.");
+    emit_bare(s, "process_start_time_seconds", G, proc.start_time,
+              "Start time of the process since unix epoch in seconds.");
+    emit_bare(s, "process_cpu_seconds_total", C, proc.cpu_seconds,
+              "Total user and system CPU time spent in seconds.");
+    emit_bare(s, "process_open_fds", G, proc.open_fds, "Number of open file descriptors.");
+    emit_bare(s, "process_max_fds", G, proc.max_fds, "Maximum number of open file descriptors.");
+    evbuffer_add_printf(s->out,
+                        "# HELP heapprof_build_info The profiler's version (leakcase), as a label; "
+                        "the value is 1.\n# TYPE heapprof_build_info gauge\n"
+                        "heapprof_build_info{version=\"%s\"} 1\n",
+                        LC_VERSION);
+    s->written++;
 }
 
 int hprof_stats_write(struct evbuffer *out, enum hprof_stat_format format)

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # /metrics as a fleet would use it: a real Prometheus (Debian package prometheus) scrapes a
-# live leaky every second, and its HTTP API answers queries over the scraped series:
-#  - promtool check metrics accepts the exposition (names, HELP/TYPE, _total counters);
+# live leaky and a live fixed every 500 ms with deploy/prometheus/leak-rules.yml loaded, and
+# its HTTP API answers queries over the scraped series:
+#  - promtool check metrics accepts the exposition (names, HELP/TYPE, _total counters), which
+#    has the standard process_* metrics and heapprof_build_info;
 #  - Content-Type text/plain; version=0.0.4;
 #  - up{job="leaky"} is 1, heapprof_inuse_bytes has a sample, and after 300 more requests
-#    leakcase_store_entries reaches them and heapprof_inuse_bytes has grown.
+#    leakcase_store_entries reaches them and heapprof_inuse_bytes has grown;
+#  - under the same steady load, the HeapprofHeapLeak alert fires for leaky and never for fixed.
+#    The rules are the shipped ones with their durations scaled from hours to seconds (15m ->
+#    3s, 1h -> 8s, 2h -> 14s): the expressions are unchanged, only time runs faster, so the
+#    test takes seconds. fixed sweeps every 300 ms (TTL 2 s), so a 3 s window holds troughs.
 # Skipped (77) only when prometheus is not installed (scripts/test.sh installs it).
 # usage: prometheus.sh LEAKY LOADGEN ALLOC_LOOP LIBHEAPPROF
 set -u
@@ -20,10 +26,30 @@ if command -v promtool >/dev/null; then
     promtool check metrics <"$LC_TMP/body" >"$LC_TMP/promtool.out" 2>&1 ||
         lc_fail "promtool check metrics: $(cat "$LC_TMP/promtool.out")"
 fi
-for m in heapprof_inuse_bytes heapprof_glibc_inuse_bytes heapprof_rss_bytes \
-    heapprof_alloc_bytes_total leakcase_store_entries leakcase_store_puts_total; do
+for m in heapprof_inuse_bytes heapprof_glibc_inuse_bytes heapprof_alloc_bytes_total \
+    process_resident_memory_bytes process_virtual_memory_bytes process_start_time_seconds \
+    process_cpu_seconds_total process_open_fds process_max_fds \
+    leakcase_store_entries leakcase_store_puts_total; do
     grep -Eq "^$m [0-9.e+-]+$" "$LC_TMP/body" || lc_fail "/metrics has no sample for $m"
 done
+grep -Eq '^heapprof_build_info\{version="[0-9]+\.[0-9]+[^"]*"\} 1$' "$LC_TMP/body" ||
+    lc_fail "/metrics has no heapprof_build_info{version=...} 1"
+if grep -Eq '^heapprof_(rss|virtual)_bytes ' "$LC_TMP/body"; then
+    lc_fail "/metrics still duplicates process_* under heapprof_ names"
+fi
+
+# fixed under steady load from its start (its fill-up is then inside the rules' start-up
+# margin, as it would be in a fleet), at every allocation sampled so its trough is exact.
+HEAPPROF_RATE=1 lc_start_server F "$(dirname "$PH_LEAKY")/fixed" --threads 2 --ttl 2s \
+    --sweep-every 300ms
+"$PH_LOADGEN" --url "$F_URL/process" --rate 300 --duration 90s >/dev/null 2>&1 &
+fixed_load=$!
+LC_PIDS="$LC_PIDS $fixed_load"
+rules=$(dirname "$0")/../../deploy/prometheus/leak-rules.yml
+sed -e 's/\[15m\]/[3s]/g' -e 's/\[1h\]/[8s]/g' -e 's/for: 1h/for: 3s/' -e 's/\* 3600/* 8/' \
+    -e 's/> 7200/> 14/' "$rules" >"$LC_TMP/leak-rules.yml"
+grep -q '\[15m\]\|\[1h\]\|for: 1h\|3600\|7200' "$LC_TMP/leak-rules.yml" &&
+    lc_fail "the scaled copy of $rules kept an unscaled duration"
 
 # Prometheus cannot listen on port 0: take a free port from the kernel, then give it.
 web_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -31,13 +57,19 @@ target=${S_DEBUG_URL#http://}
 mkdir -p "$LC_TMP/tsdb"
 cat >"$LC_TMP/prometheus.yml" <<YML
 global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
+  scrape_interval: 500ms
+  scrape_timeout: 500ms
+  evaluation_interval: 500ms
+rule_files:
+  - $LC_TMP/leak-rules.yml
 scrape_configs:
   - job_name: leaky
     metrics_path: /metrics
     static_configs:
       - targets: ['$target']
+  - job_name: fixed
+    static_configs:
+      - targets: ['${F_DEBUG_URL#http://}']
 YML
 prometheus --config.file="$LC_TMP/prometheus.yml" --storage.tsdb.path="$LC_TMP/tsdb" \
     --web.listen-address="127.0.0.1:$web_port" --log.level=warn >"$LC_TMP/prom.log" 2>&1 &
@@ -77,9 +109,33 @@ rate=$(wait_for 'max_over_time(heapprof_sample_rate_bytes{job="leaky"}[1m])')
 [ "$rate" = 4096 ] || lc_fail "heapprof_sample_rate_bytes is $rate"
 echo "Prometheus saw heapprof_inuse_bytes go from $inuse0 to $inuse1 and 300 store entries"
 
+# The leak alert: the same load on leaky now. It fires for leaky (within 40 s); fixed, older
+# than the start-up margin by then and judged all along, never had it pending or firing.
+"$PH_LOADGEN" --url "$S_URL/process" --rate 300 --duration 60s >/dev/null 2>&1 &
+leaky_load=$!
+LC_PIDS="$LC_PIDS $leaky_load"
+for i in $(seq 80); do
+    [ -n "$(query 'ALERTS{alertname="HeapprofHeapLeak",alertstate="firing",job="leaky"}')" ] && break
+    kill -0 "$prom" 2>/dev/null || lc_fail "prometheus died: $(cat "$LC_TMP/prom.log")"
+    sleep 0.5
+done
+[ -n "$(query 'ALERTS{alertname="HeapprofHeapLeak",alertstate="firing",job="leaky"}')" ] ||
+    lc_fail "HeapprofHeapLeak did not fire for leaky within 40 s"
+age=$(query 'time() - process_start_time_seconds{job="fixed"}')
+awk -v a="$age" 'BEGIN { exit !(a > 14) }' || lc_fail "fixed is only ${age}s old: not yet judged"
+[ -n "$(query 'instance:heapprof_inuse_bytes:min15m{job="fixed"}')" ] ||
+    lc_fail "no recorded trough for fixed: the rules never judged it"
+fixed_alerts=$(query 'count_over_time(ALERTS{alertname="HeapprofHeapLeak",job="fixed"}[5m])')
+[ -z "$fixed_alerts" ] || lc_fail "HeapprofHeapLeak was pending or firing for fixed"
+echo "HeapprofHeapLeak fired for leaky; fixed (${age%.*}s old, same load) never had it"
+kill "$leaky_load" "$fixed_load" 2>/dev/null
+wait "$leaky_load" "$fixed_load" 2>/dev/null
+
 kill -TERM "$prom"
 for i in $(seq 100); do kill -0 "$prom" 2>/dev/null || break; sleep 0.1; done
 wait "$prom" 2>/dev/null
 lc_stop_server S
 [ "$S_STATUS" = 0 ] || lc_fail "leaky exited $S_STATUS"
-echo "ok: Prometheus scrapes /metrics and answers queries over the in-use series"
+lc_stop_server F
+[ "$F_STATUS" = 0 ] || lc_fail "fixed exited $F_STATUS"
+echo "ok: Prometheus scrapes /metrics, answers queries, and the leak alert tells leaky from fixed"

@@ -26,6 +26,7 @@
 #include "fake_collect.h"
 #include "heapprof.h"
 #include "hprof_web.h"
+#include "lc_version.h"
 #include "pcodec.h"
 
 /* ---- helpers ---- */
@@ -189,8 +190,15 @@ static void test_stats(void **state)
     assert_non_null(strstr(prom, "# TYPE test_level_bytes gauge\ntest_level_bytes 1.5\n"));
     assert_non_null(strstr(prom, "# TYPE heapprof_inuse_bytes gauge\nheapprof_inuse_bytes "));
     assert_non_null(strstr(prom, "# TYPE heapprof_alloc_bytes_total counter\n"));
-    assert_non_null(strstr(prom, "\nheapprof_rss_bytes "));
     assert_non_null(strstr(prom, "\ntest_rss_bytes 7\n"));
+    /* The process figures under the standard names, not under heapprof_ as well. */
+    assert_non_null(strstr(prom, "\nprocess_resident_memory_bytes "));
+    assert_non_null(strstr(prom, "# TYPE process_cpu_seconds_total counter\n"));
+    assert_non_null(strstr(prom, "\nprocess_start_time_seconds "));
+    assert_non_null(strstr(prom, "\nprocess_open_fds "));
+    assert_non_null(strstr(prom, "\nprocess_max_fds "));
+    assert_non_null(strstr(prom, "\nheapprof_build_info{version=\"" LC_VERSION "\"} 1\n"));
+    assert_null(strstr(prom, "\nheapprof_rss_bytes "));
     free(prom);
     evbuffer_drain(out, evbuffer_get_length(out));
 
