@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char store_flavor[] = "bare";
+const char store_flavor[] = "bare_server"; /* the program: its messages and usage */
 
 struct store {
     atomic_uint_fast64_t puts;

@@ -32,6 +32,7 @@
 #include <event2/util.h>
 
 #include "lc_util.h"
+#include "lc_version.h"
 
 #define SVC_LISTEN_BACKLOG 1024 /* connections waiting for accept, per socket */
 
@@ -401,6 +402,9 @@ int svc_main(int argc, char **argv)
     switch (svc_parse_args(argc, argv, &cfg, err, sizeof(err))) {
     case SVC_PARSE_HELP:
         svc_usage(stdout, store_flavor);
+        return 0;
+    case SVC_PARSE_VERSION:
+        printf(LC_VERSION_LINE_FMT, store_flavor);
         return 0;
     case SVC_PARSE_ERROR:
         fprintf(stderr, "%s: %s\n", store_flavor, err);

@@ -40,8 +40,9 @@ struct svc_config {
 /* Outcome of svc_parse_args. */
 enum svc_parse_result {
     SVC_PARSE_OK,
-    SVC_PARSE_HELP,  /* --help: print usage on stdout, exit 0 */
-    SVC_PARSE_ERROR, /* err holds the reason: print it and the usage on stderr, exit 2 */
+    SVC_PARSE_HELP,    /* --help: print usage on stdout, exit 0 */
+    SVC_PARSE_VERSION, /* --version: print the version on stdout, exit 0 */
+    SVC_PARSE_ERROR,   /* err holds the reason: print it and the usage on stderr, exit 2 */
 };
 
 /* Parse the command line of the `store_flavor` build into cfg (defaults first). */

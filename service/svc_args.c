@@ -24,6 +24,7 @@ enum {
     OPT_SWEEP_MODE,
     OPT_TRIM,
     OPT_VERBOSE,
+    OPT_VERSION,
 };
 
 static const struct option common_options[] = {
@@ -33,6 +34,7 @@ static const struct option common_options[] = {
     {"threads", required_argument, NULL, OPT_THREADS},
     {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
     {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OPT_VERSION},
 };
 
 static const struct option fixed_options[] = {
@@ -74,7 +76,7 @@ void svc_usage(FILE *out, const char *prog)
                      "  --trim                    malloc_trim(0) after each sweep, so RSS falls "
                      "too\n"
                      "  --verbose                 print each sweep's figures on stderr\n");
-    fprintf(out, "  --help                    this text\n"
+    fprintf(out, "  --help, --version         this text; the version\n"
                  "DURATION: 500ms, 10s, 2m, or plain seconds.\n");
 }
 
@@ -178,6 +180,8 @@ enum svc_parse_result svc_parse_args(int argc, char **argv, struct svc_config *c
             break;
         case 'h':
             return SVC_PARSE_HELP;
+        case OPT_VERSION:
+            return SVC_PARSE_VERSION;
         case ':':
             return fail(err, errlen, "%s needs a value", argv[optind - 1]);
         default:

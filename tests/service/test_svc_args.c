@@ -55,6 +55,15 @@ static void test_help(void **state)
     assert_int_equal(svc_parse_args(ARGC(argv), argv, &cfg, err, sizeof(err)), SVC_PARSE_HELP);
 }
 
+static void test_version(void **state)
+{
+    (void)state;
+    char *argv[] = {"leaky", "--version", NULL};
+    struct svc_config cfg;
+    char err[256];
+    assert_int_equal(svc_parse_args(ARGC(argv), argv, &cfg, err, sizeof(err)), SVC_PARSE_VERSION);
+}
+
 static void expect_error(char **argv, int argc, const char *needle)
 {
     struct svc_config cfg;
@@ -98,11 +107,9 @@ static void test_unknown_and_extra(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_all_flags),
-        cmocka_unit_test(test_help),
-        cmocka_unit_test(test_bad_values),
-        cmocka_unit_test(test_unknown_and_extra),
+        cmocka_unit_test(test_defaults),   cmocka_unit_test(test_all_flags),
+        cmocka_unit_test(test_help),       cmocka_unit_test(test_version),
+        cmocka_unit_test(test_bad_values), cmocka_unit_test(test_unknown_and_extra),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
