@@ -83,6 +83,7 @@
 #include <unistd.h>
 #include <dirent.h>
 
+#include "hprof_hash.h"
 #include "hprof_tcreate.h"
 #include "hprof_unwind.h"
 
@@ -204,13 +205,7 @@ out:
 
 static uint64_t stack_hash(const uintptr_t *pcs, uint32_t depth)
 {
-    uint64_t h = 14695981039346656037ull ^ depth;
-    for (uint32_t i = 0; i < depth; i++) {
-        h ^= (uint64_t)pcs[i];
-        h *= 0x9e3779b97f4a7c15ull;
-        h ^= h >> 29;
-    }
-    return h | 1; /* never 0 */
+    return hprof_hash_pcs(0, pcs, depth) | 1; /* never 0 */
 }
 
 static int agg_grow_index(struct cpu_agg *a)

@@ -23,15 +23,11 @@
 #include <stdint.h>
 
 #include "hprof_collect.h"
+#include "hprof_hash.h"
 
 #define HPROF_GOLDEN 0x9e3779b97f4a7c15ULL /* 2^64 / phi: splitmix64's increment */
 
-static uint64_t hprof_mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
+#define hprof_mix64 hprof_hash_mix64 /* the output function of splitmix64 */
 
 void hprof_rng_seed(uint64_t *state, uint64_t seed, uint64_t ordinal)
 {

@@ -37,6 +37,7 @@
 #include <time.h>
 
 #include "hprof_collect.h"
+#include "hprof_hash.h"
 
 #define HPROF_TABLE_HEADS  (1u << 15) /* hash chains (power of two): 256 KiB of heads */
 #define HPROF_ARENA_BYTES  (1u << 20) /* bytes mmap'd at a time for buckets */
@@ -81,15 +82,7 @@ int hprof_table_init(uint64_t rate)
 
 static uint64_t hprof_hash_stack(const uintptr_t *pcs, int depth, uint64_t size)
 {
-    uint64_t h = size * 0x9e3779b97f4a7c15ULL ^ (uint64_t)depth;
-    for (int i = 0; i < depth; i++) {
-        h ^= (uint64_t)pcs[i];
-        h *= 0xff51afd7ed558ccdULL;
-        h ^= h >> 32;
-    }
-    h ^= h >> 29;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    return h ^ (h >> 32);
+    return hprof_hash_pcs(size, pcs, (size_t)depth);
 }
 
 static int hprof_bucket_matches(const struct hprof_tbucket *b, uint64_t hash, const uintptr_t *pcs,

@@ -17,6 +17,8 @@
  */
 #include "hprof_output.h"
 
+#include "hprof_hash.h"
+
 #include <elf.h>
 #include <elfutils/libdwelf.h>
 #include <errno.h>
@@ -30,16 +32,6 @@
 
 #define HPROF_MAPS_MAX_BYTES (16u << 20) /* bytes: a maps file larger than this is refused */
 #define HPROF_DELETED_SUFFIX " (deleted)"
-
-static const uint64_t fnv_offset = 14695981039346656037ull, fnv_prime = 1099511628211ull;
-
-static uint64_t fnv_mix(uint64_t h, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ p[i]) * fnv_prime;
-    return h;
-}
 
 static void strip_deleted(char *path)
 {
@@ -103,7 +95,7 @@ int hprof_maps_parse(const char *text, const char *main_path, struct hprof_maps 
     hprof_internal_enter();
     char *copy = strdup(text);
     size_t cap = 0;
-    uint64_t sig = fnv_offset;
+    uint64_t sig = HPROF_HASH_INIT;
     if (copy == NULL)
         goto err;
     char *save = NULL;
@@ -131,11 +123,11 @@ int hprof_maps_parse(const char *text, const char *main_path, struct hprof_maps 
         if (m.path == NULL)
             goto err;
         strip_deleted(m.path);
-        sig = fnv_mix(sig, &m.start, sizeof(m.start));
-        sig = fnv_mix(sig, &m.limit, sizeof(m.limit));
-        sig = fnv_mix(sig, &m.offset, sizeof(m.offset));
-        sig = fnv_mix(sig, &m.inode, sizeof(m.inode));
-        sig = fnv_mix(sig, m.path, strlen(m.path) + 1);
+        sig = hprof_hash_bytes(sig, &m.start, sizeof(m.start));
+        sig = hprof_hash_bytes(sig, &m.limit, sizeof(m.limit));
+        sig = hprof_hash_bytes(sig, &m.offset, sizeof(m.offset));
+        sig = hprof_hash_bytes(sig, &m.inode, sizeof(m.inode));
+        sig = hprof_hash_bytes(sig, m.path, strlen(m.path) + 1);
         if (out->main < 0 && main_path != NULL && strcmp(m.path, main_path) == 0)
             out->main = (ssize_t)out->n;
         out->v[out->n++] = m;

@@ -32,6 +32,8 @@
  */
 #include "hprof_output.h"
 
+#include "hprof_hash.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <math.h>
@@ -134,16 +136,6 @@ static int vec_push(struct vec *v, void *item)
     return 0;
 }
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
-
 static int index_grow(struct index *ix)
 {
     size_t n = ix->n_slots ? ix->n_slots * 2 : INDEX_MIN_SLOTS;
@@ -215,9 +207,7 @@ static int64_t str_id(struct hprof_pb *b, const char *s)
         s = "";
     if (index_reserve(&b->string_index) != 0)
         return -1;
-    uint64_t h = 14695981039346656037ull;
-    for (const char *c = s; *c != '\0'; c++)
-        h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    uint64_t h = hprof_hash_str(s);
     struct str_key key = {b, s};
     size_t slot;
     uint32_t id = index_find(&b->string_index, h, str_eq, &key, &slot);
@@ -270,8 +260,9 @@ static uint64_t function_id(struct hprof_pb *b, const struct hprof_frame *frame)
     if (key.name < 0 || key.system_name < 0 || key.filename < 0 ||
         index_reserve(&b->function_index) != 0)
         return 0;
-    uint64_t h = mix64((uint64_t)key.name ^ mix64((uint64_t)key.system_name) ^
-                       mix64((uint64_t)key.filename << 1) ^ mix64((uint64_t)key.start_line << 2));
+    uint64_t h = hprof_hash_mix64((uint64_t)key.name ^ hprof_hash_mix64((uint64_t)key.system_name) ^
+                                  hprof_hash_mix64((uint64_t)key.filename << 1) ^
+                                  hprof_hash_mix64((uint64_t)key.start_line << 2));
     size_t slot;
     uint32_t id = index_find(&b->function_index, h, func_eq, &key, &slot);
     if (id != 0)
@@ -310,7 +301,7 @@ static uint64_t location_id(struct hprof_pb *b, uint64_t pc)
 {
     if (index_reserve(&b->location_index) != 0)
         return 0;
-    uint64_t h = mix64(pc);
+    uint64_t h = hprof_hash_mix64(pc);
     struct loc_key key = {b, pc};
     size_t slot;
     uint32_t id = index_find(&b->location_index, h, loc_eq, &key, &slot);

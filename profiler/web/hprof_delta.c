@@ -21,6 +21,8 @@
  */
 #include "hprof_web.h"
 
+#include "hprof_hash.h"
+
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -39,13 +41,7 @@
 
 static uint64_t bucket_hash(const struct hprof_bucket *b)
 {
-    uint64_t h = 14695981039346656037ull ^ b->size;
-    for (int i = 0; i < b->depth; i++) {
-        h ^= (uint64_t)b->pcs[i];
-        h *= 1099511628211ull;
-        h ^= h >> 29;
-    }
-    return h * 0x9e3779b97f4a7c15ull;
+    return hprof_hash_pcs(b->size, b->pcs, (size_t)(b->depth > 0 ? b->depth : 0));
 }
 
 static int bucket_same_key(const struct hprof_bucket *a, const struct hprof_bucket *b)
