@@ -122,7 +122,12 @@ static void test_slow_sweep_skips_ticks(void **state)
     struct janitor *janitor =
         janitor_start("test-janitor", 100 * LC_NS_PER_MS, probe_sweep, &probe);
     assert_non_null(janitor);
-    sleep_ns(750 * LC_NS_PER_MS); /* ticks at 100, 300, 500, 700 ms */
+    /* Ticks at 100, 300, 500 ms...: three sweeps take about 550 ms, longer when the machine is
+     * busy, so wait for them (10 s at most: a janitor that never sweeps fails) rather than for a
+     * fixed time. */
+    int64_t deadline = lc_monotonic_ns() + 10 * LC_NS_PER_SEC;
+    while (atomic_load(&probe.calls) < 3 && lc_monotonic_ns() < deadline)
+        sleep_ns(10 * LC_NS_PER_MS);
     janitor_stop(janitor);
     assert_true(atomic_load(&probe.calls) >= 3);
     assert_true(probe.min_gap >= 20 * LC_NS_PER_MS);
