@@ -65,8 +65,11 @@ run_ctest() {
     return "$status"
 }
 
+# A build whose tests fail does not stop the others: every build's results are shown, and the
+# script fails at the end.
+failed=""
 lc_build "$build_dir"
-run_ctest "$build_dir"
+run_ctest "$build_dir" || failed+=" $build_dir"
 
 for sanitizer in $sanitizers; do
     dir="$build_dir-$sanitizer"
@@ -74,7 +77,11 @@ for sanitizer in $sanitizers; do
     cmake -S "$LC_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLEAKCASE_WERROR=ON \
         -DLEAKCASE_SANITIZE="$sanitizer" >/dev/null
     cmake --build "$dir" -j "$(nproc)"
-    run_ctest "$dir"
+    run_ctest "$dir" || failed+=" $dir"
 done
 printf '==> summary\n%s' "$summary"
+if [ -n "$failed" ]; then
+    echo "==> tests FAILED in:$failed; $total_skipped skipped"
+    exit 1
+fi
 echo "==> all tests passed; $total_skipped skipped"
