@@ -64,6 +64,7 @@
 
 #include "hprof_collect.h"
 #include "hprof_env.h"
+#include "hprof_tcreate.h"
 
 #if defined(__x86_64__)
 #define HPROF_GLIBC_BASE "GLIBC_2.2.5"
@@ -822,8 +823,9 @@ int hprof_locks_snapshot(enum hprof_lock_profile profile, struct hprof_lock_snap
     out->profile = profile;
     struct timespec ts = realtime();
     out->time_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-    out->period =
-        profile == HPROF_LOCK_MUTEX ? atomic_load(&hprof_fraction) : atomic_load(&hprof_rate_ns);
+    out->period = profile == HPROF_LOCK_MUTEX   ? atomic_load(&hprof_fraction)
+                  : profile == HPROF_LOCK_BLOCK ? atomic_load(&hprof_rate_ns)
+                                                : 1;
     size_t cap = 0;
     for (struct lock_stack *s = atomic_load_explicit(&stack_all, memory_order_acquire); s != NULL;
          s = s->older)
@@ -930,6 +932,22 @@ static void locks_atfork_child(void)
     atomic_flag_clear(&hprof_rates_lock);
 }
 
+/* pthread_create's hook (hprof_tcreate.h): runs on the creating thread, inside the guard, with
+ * the creator's stack. Every creation is counted (Go's threadcreate counts every thread). */
+static void threadcreate_on_create(const uintptr_t *pcs, int depth)
+{
+    struct lock_stack *s = stack_intern(HPROF_THREADCREATE, pcs, depth);
+    if (s != NULL)
+        atomic_fetch_add_explicit(&s->count, COUNT_SCALE, memory_order_relaxed);
+    else
+        atomic_fetch_add_explicit(&st_dropped, 1, memory_order_relaxed);
+}
+
+uint64_t hprof_threadcreate_total(void)
+{
+    return hprof_tcreate_count();
+}
+
 static uint64_t env_rate(const char *name)
 {
     const char *s = hprof_env_get(name);
@@ -948,5 +966,8 @@ __attribute__((constructor(101))) static void hprof_locks_init(void)
     for (int i = 0; i < REAL_N; i++)
         real_fn((enum real_fn)i);
     pthread_atfork(NULL, NULL, locks_atfork_child);
+    struct hprof_tcreate_hooks hooks = {.on_create = threadcreate_on_create};
+    if (hprof_tcreate_register(&hooks) != 0)
+        hprof_log("threadcreate profile unavailable: %s\n", strerror(errno));
     hprof_locks_set_rates(env_rate("HEAPPROF_MUTEX_FRACTION"), env_rate("HEAPPROF_BLOCK_RATE"));
 }

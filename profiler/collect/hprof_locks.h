@@ -24,7 +24,10 @@
 
 #include "hprof_internal.h"
 
-enum hprof_lock_profile { HPROF_LOCK_MUTEX = 0, HPROF_LOCK_BLOCK = 1 };
+/* The profiles kept in this module's stack table. THREADCREATE is not about locks: it counts the
+ * threads created through pthread_create (hprof_tcreate.h) by the stack that created them, and
+ * shares the table (count only, delay 0). */
+enum hprof_lock_profile { HPROF_LOCK_MUTEX = 0, HPROF_LOCK_BLOCK = 1, HPROF_THREADCREATE = 2 };
 
 /* The rates a ?seconds=N window turns on when the profile is off: every contended release
  * (Go's SetMutexProfileFraction(1)), and waits sampled at one per 10 us spent waiting. */
@@ -70,6 +73,9 @@ void hprof_locks_set_rates(uint64_t fraction, uint64_t rate_ns);
  * rates when the last one closes. */
 void hprof_locks_window_begin(void);
 void hprof_locks_window_end(void);
+
+/* Threads created through pthread_create since the profiler was loaded (the index's count). */
+uint64_t hprof_threadcreate_total(void);
 
 struct hprof_lock_stats {
     uint64_t contended; /* lock acquisitions that had to wait, seen while a profile was on */

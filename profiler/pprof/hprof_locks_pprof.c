@@ -40,3 +40,20 @@ int hprof_locks_encode(const struct hprof_lock_snapshot *s, int64_t duration_ns,
     }
     return hprof_pb_finish(b, gz, len);
 }
+
+int hprof_threadcreate_encode(const struct hprof_lock_snapshot *s, uint8_t **gz, size_t *len)
+{
+    struct hprof_pb *b = hprof_pb_new(NULL, 1);
+    if (b == NULL)
+        return -1;
+    hprof_pb_sample_type(b, "threadcreate", "count");
+    hprof_pb_period(b, "threadcreate", "count", 1);
+    hprof_pb_times(b, s->time_ns, 0);
+    for (size_t i = 0; i < s->n; i++) {
+        const struct hprof_lock_record *r = &s->v[i];
+        int64_t count = isfinite(r->count) ? (int64_t)llround(r->count) : 0;
+        if (hprof_pb_add(b, r->pcs, r->depth, &count, NULL, 0) != 0)
+            break;
+    }
+    return hprof_pb_finish(b, gz, len);
+}

@@ -16,4 +16,7 @@
 int hprof_locks_encode(const struct hprof_lock_snapshot *s, int64_t duration_ns, uint8_t **gz,
                        size_t *len);
 
+/* The threadcreate snapshot as Go writes count profiles: threadcreate/count, period 1. */
+int hprof_threadcreate_encode(const struct hprof_lock_snapshot *s, uint8_t **gz, size_t *len);
+
 #endif

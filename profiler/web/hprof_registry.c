@@ -86,6 +86,12 @@ const struct hprof_profile hprof_profiles[] = {
     {.name = "symbol",
      .description = "Maps program counters to function names (pprof's remote symbolization)",
      .serve = hprof_pages_serve_symbol},
+    {.name = "threadcreate",
+     .description = "Stack traces that led to the creation of new OS threads (pthread_create, "
+                    "since start)",
+     .count = hprof_locks_http_count_threadcreate,
+     .write_proto = hprof_locks_http_threadcreate_proto,
+     .write_text = hprof_locks_http_threadcreate_text},
     {.name = "threads",
      .description = "Stack traces of all current threads (the goroutine profile of a C program)",
      .count = threads_count,

@@ -5,7 +5,8 @@
 #    period_type contentions/count, period 1) that pprof reads, and their ?debug=1 texts too;
 #    the mutex profile blames the holders of the store's lock (store_put, sweep_scan), the
 #    block profile the waiters (store_put) and the janitor's idle wait (janitor_main);
-#  - the index lists block and mutex;
+#  - the index lists block, mutex and threadcreate; threadcreate names the stacks that created
+#    the server's threads (svc_main's event loops, janitor_start), in pprof and as text;
 #  - a second fixed with both profiles off: mutex?seconds=2 under load switches the profile on
 #    for the window (a non-empty delta named mutex-delta, Duration 2s), and off again after it;
 #  - bad parameters: seconds with debug, seconds=0: 400 as Go answers.
@@ -62,7 +63,13 @@ pprof -top "$D/block?debug=1" >"$LC_TMP/block_text_top" # pprof reads the text f
 expect "$LC_TMP/block_text_top" '^Type: delay'
 
 [ "$(status_of "$D/")" = 200 ] || lc_fail "index"
-expect "$LC_TMP/body" "href='block\?debug=1'" "href='mutex\?debug=1'"
+expect "$LC_TMP/body" "href='block\?debug=1'" "href='mutex\?debug=1'" \
+    "href='threadcreate\?debug=1'"
+pprof -top -nodecount=1000 "$D/threadcreate" >"$LC_TMP/tc_top"
+expect "$LC_TMP/tc_top" '^Type: threadcreate' ' janitor_start$'
+[ "$(status_of "$D/threadcreate?debug=1")" = 200 ] || lc_fail "threadcreate?debug=1"
+expect "$LC_TMP/body" '^threadcreate profile: total [1-9][0-9]*$' '^#	0x[0-9a-f]+	janitor_start'
+[ "$(status_of "$D/threadcreate?seconds=1")" = 400 ] || lc_fail "threadcreate?seconds accepted"
 [ "$(status_of "$D/mutex?seconds=1&debug=1")" = 400 ] || lc_fail "seconds with debug accepted"
 [ "$(status_of "$D/block?seconds=0")" = 400 ] || lc_fail "seconds=0 accepted"
 lc_stop_server S

@@ -121,3 +121,8 @@ void hprof_locks_window_begin(void)
 void hprof_locks_window_end(void)
 {
 }
+
+uint64_t hprof_threadcreate_total(void)
+{
+    return 0;
+}
