@@ -8,7 +8,8 @@ LC_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # What building and testing need (Debian bookworm names).
 LC_BUILD_PACKAGES="gcc make cmake pkg-config libevent-dev uthash-dev libunwind-dev
   libprotobuf-c-dev protobuf-c-compiler zlib1g-dev libdw-dev libelf-dev libcmocka-dev"
-LC_TEST_PACKAGES="curl wrk gnuplot-nox golang-go graphviz valgrind procps python3 prometheus iproute2"
+LC_TEST_PACKAGES="curl wrk gnuplot-nox golang-go graphviz valgrind procps python3 prometheus iproute2
+  golang-github-google-pprof-dev"
 # What the benchmarks compare against.
 LC_BENCH_PACKAGES="heaptrack libjemalloc2 libgoogle-perftools4 google-perftools time stress-ng"
 
@@ -32,4 +33,19 @@ lc_build() {
     echo "==> building in $dir"
     cmake -S "$LC_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLEAKCASE_WERROR=ON >/dev/null &&
         cmake --build "$dir" -j "$(nproc)"
+}
+
+# lc_pprof DIR: build (once) and print the path of DIR/pprof, the standalone pprof, offline from
+# the sources of Debian's golang-github-google-pprof-dev (GOPATH mode, no module download). Use
+# it for pprof's annotated source (-http's Source view, -weblist): the `go tool pprof` bundled
+# with Go 1.19 shows an empty source view for our PIE binaries (see README). Both read the same
+# profiles; everything else works with either.
+lc_pprof() {
+    local dir=$1 src=/usr/share/gocode/src/github.com/google/pprof
+    [ -x "$dir/pprof" ] && { echo "$dir/pprof"; return 0; }
+    [ -d "$src" ] || { echo "lc_pprof: $src is missing (apt-get install golang-github-google-pprof-dev)" >&2; return 1; }
+    mkdir -p "$dir" || return 1
+    (cd "$dir" && GOPATH=/usr/share/gocode GO111MODULE=off GOFLAGS= GOPROXY=off GOCACHE="$dir/gocache" \
+        HOME="$dir" go build -o "$dir/pprof.tmp" github.com/google/pprof) >&2 &&
+        mv "$dir/pprof.tmp" "$dir/pprof" && echo "$dir/pprof"
 }
