@@ -101,8 +101,11 @@ void hprof_table_unlock(void);
 void hprof_table_reinit_lock_in_child(void);
 
 /* Test seam: when set, called while the insert lock is held, before a new bucket is published.
- * Tests use it to deliver a signal while the thread is deep inside the profiler. */
+ * Tests use it to deliver a signal while the thread is deep inside the profiler. Compiled into
+ * builds with tests only (HPROF_TEST_HOOKS, defined when BUILD_TESTING is on). */
+#ifdef HPROF_TEST_HOOKS
 extern void (*volatile hprof_table_insert_hook)(void);
+#endif
 
 /* ---- malloc layer (hprof_malloc.c) ---- */
 

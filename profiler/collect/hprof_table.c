@@ -54,7 +54,9 @@ static uint64_t hprof_table_rate;           /* set once by hprof_table_init */
 static pthread_mutex_t hprof_insert_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *hprof_arena_cur, *hprof_arena_end; /* guarded by hprof_insert_lock */
 
+#ifdef HPROF_TEST_HOOKS
 void (*volatile hprof_table_insert_hook)(void);
+#endif
 
 static void *hprof_map(size_t bytes)
 {
@@ -137,8 +139,10 @@ struct hprof_tbucket *hprof_table_intern(const uintptr_t *pcs, int depth, uint64
     b = hprof_chain_find(first, hash, pcs, depth, size);
     if (b != NULL)
         goto out;
+#ifdef HPROF_TEST_HOOKS
     if (hprof_table_insert_hook != NULL)
         hprof_table_insert_hook();
+#endif
     b = hprof_arena_alloc(sizeof(*b) + (size_t)depth * sizeof(uintptr_t));
     if (b == NULL)
         goto out;
