@@ -9,15 +9,13 @@
  * as Go subtracts two integer profiles. time_nanos is p1's and duration_nanos the time between
  * the two snapshots; the file is "<name>-delta".
  *
- * Waiting: an evtimer on the request's event base (the debug listener's loop), never a sleep.
- * libevent does not read a server connection while its request waits for a reply, so a client
- * that leaves would be noticed only when the reply fails; the socket is watched and peeked
- * (EOF or error: the connection is freed, and its close callback frees the pending delta). At
- * most HPROF_DELTA_MAX_PENDING deltas wait at once (each holds a snapshot): more get 503.
+ * Waiting: hprof_defer.c's deferred reply (an evtimer on the request's event base, never a
+ * sleep, and a watch that notices a client that leaves). At most HPROF_DELTA_MAX_PENDING
+ * deltas wait at once (each holds a snapshot): more get 503.
  *
- * Invariants: a pending delta is owned by exactly one of its timer (which replies) and its
- * connection's close callback (which discards): each clears the other before freeing. All of
- * it runs on the one loop thread; every allocation is inside hprof_internal_enter/exit.
+ * Invariants: a pending delta is freed by exactly one of the deferred reply's done (which
+ * replies) and gone (which discards). All of it runs on the one loop thread; every allocation
+ * is inside hprof_internal_enter/exit.
  */
 #include "hprof_web.h"
 
@@ -25,14 +23,11 @@
 
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/event.h>
 #include <event2/http.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 
 #define HPROF_DELTA_MAX_PENDING 8 /* delta profiles waiting at once, per process */
@@ -135,10 +130,6 @@ out:
 /* ---- the request ---- */
 
 struct delta {
-    struct evhttp_request *req;
-    struct evhttp_connection *conn;
-    struct event *timer;
-    struct event *watch; /* NULL when the socket cannot be watched */
     enum hprof_kind kind;
     char name[32];
     struct hprof_snapshot p0;
@@ -150,10 +141,6 @@ static int pending; /* deltas waiting, atomically: two listeners (HEAPPROF_HTTP)
 static void delta_free(struct delta *d)
 {
     hprof_internal_enter();
-    if (d->timer != NULL)
-        event_free(d->timer);
-    if (d->watch != NULL)
-        event_free(d->watch);
     hprof_snapshot_release(&d->p0);
     free(d);
     __atomic_fetch_sub(&pending, 1, __ATOMIC_RELAXED); /* two listeners may share the count */
@@ -167,13 +154,11 @@ static int64_t elapsed_ns(const struct timespec *since)
     return (int64_t)(now.tv_sec - since->tv_sec) * 1000000000 + (now.tv_nsec - since->tv_nsec);
 }
 
-static void on_done(evutil_socket_t fd, short what, void *arg)
+/* N seconds have passed: the second snapshot, the difference, the reply. */
+static void on_done(struct evhttp_request *req, void *arg)
 {
-    (void)fd;
-    (void)what;
     struct delta *d = arg;
     hprof_internal_enter();
-    evhttp_connection_set_closecb(d->conn, NULL, NULL);
     struct hprof_snapshot p1, diff;
     memset(&p1, 0, sizeof(p1));
     memset(&diff, 0, sizeof(diff));
@@ -185,11 +170,11 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
         hprof_pprof_encode_delta(&diff, d->kind, NULL, 1, duration, &buf, &len) != 0) {
         snprintf(msg, sizeof(msg), "failed to compute delta: %s", strerror(errno ? errno : ENOMEM));
         hprof_output_free(buf);
-        hprof_web_error(d->req, HTTP_INTERNAL, msg);
+        hprof_web_error(req, HTTP_INTERNAL, msg);
     } else {
         char name[48];
         snprintf(name, sizeof(name), "%s-delta", d->name);
-        hprof_web_reply_profile(d->req, name, buf, len);
+        hprof_web_reply_profile(req, name, buf, len);
     }
     hprof_snapshot_release(&diff);
     hprof_snapshot_release(&p1);
@@ -197,37 +182,20 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
     hprof_internal_exit();
 }
 
-/* The connection closes before the end (the client left, or the server is shutting down):
- * discard. libevent frees the request. */
-static void on_gone(struct evhttp_connection *conn, void *arg)
+/* The connection closed before the end (the client left, or the server is shutting down):
+ * discard. */
+static void on_gone(struct evhttp_request *req, void *arg)
 {
-    (void)conn;
+    (void)req;
     delta_free(arg);
-}
-
-/* Peek at the client's socket: EOF or an error means it left, and freeing the connection runs
- * on_gone. Bytes (a pipelined request) are left for libevent, and the watch ends. */
-static void on_readable(evutil_socket_t fd, short what, void *arg)
-{
-    (void)what;
-    struct delta *d = arg;
-    char byte;
-    ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return;
-    if (n > 0) {
-        event_del(d->watch);
-        return;
-    }
-    evhttp_connection_free(d->conn); /* runs on_gone, which frees d */
 }
 
 void hprof_delta_serve(struct evhttp_request *req, enum hprof_kind kind, const char *name,
                        long seconds)
 {
     hprof_internal_enter();
-    struct evhttp_connection *conn = evhttp_request_get_connection(req);
     struct delta *d = NULL;
+    struct hprof_deferred *wait = NULL;
     if (__atomic_add_fetch(&pending, 1, __ATOMIC_RELAXED) > HPROF_DELTA_MAX_PENDING) {
         __atomic_fetch_sub(&pending, 1, __ATOMIC_RELAXED);
         char msg[128];
@@ -242,12 +210,9 @@ void hprof_delta_serve(struct evhttp_request *req, enum hprof_kind kind, const c
         hprof_web_error(req, HTTP_INTERNAL, "failed to collect profile: out of memory");
         goto out;
     }
-    d->req = req;
-    d->conn = conn;
     d->kind = kind;
     snprintf(d->name, sizeof(d->name), "%s", name);
-    struct event_base *base = conn != NULL ? evhttp_connection_get_base(conn) : NULL;
-    if (base == NULL || (d->timer = evtimer_new(base, on_done, d)) == NULL) {
+    if ((wait = hprof_deferred_new(req, on_done, on_gone, d)) == NULL) {
         hprof_web_error(req, HTTP_INTERNAL, "failed to collect profile: out of memory");
         goto fail;
     }
@@ -256,23 +221,13 @@ void hprof_delta_serve(struct evhttp_request *req, enum hprof_kind kind, const c
         hprof_web_error(req, HTTP_INTERNAL, "failed to collect profile");
         goto fail;
     }
-    struct timeval tv = {seconds, 0};
-    if (evtimer_add(d->timer, &tv) != 0) {
+    if (hprof_deferred_start(wait, seconds) != 0) {
         hprof_web_error(req, HTTP_INTERNAL, "failed to collect profile: cannot arm the timer");
         goto fail;
     }
-    evhttp_connection_set_closecb(conn, on_gone, d);
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(conn);
-    evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
-    if (fd >= 0) {
-        d->watch = event_new(base, fd, EV_READ | EV_PERSIST, on_readable, d);
-        if (d->watch != NULL && event_add(d->watch, NULL) != 0) {
-            event_free(d->watch);
-            d->watch = NULL; /* unwatched: a client that leaves is noticed at the reply */
-        }
-    }
     goto out;
 fail:
+    hprof_deferred_free(wait);
     delta_free(d);
 out:
     hprof_internal_exit();

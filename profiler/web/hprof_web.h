@@ -68,6 +68,20 @@ int hprof_web_debug(struct evhttp_request *req);
  * with *seconds set, 0 with *seconds = 0 when absent or empty, or -1 after replying 400. */
 int hprof_web_seconds(struct evhttp_request *req, long *seconds);
 
+/* ---- hprof_defer.c: a reply that waits ---- */
+
+/* done: the time has passed, reply to req; gone: the client left first (req is NULL: libevent
+ * frees it), discard. Exactly one runs, once started. */
+typedef void (*hprof_deferred_fn)(struct evhttp_request *req, void *arg);
+struct hprof_deferred;
+/* NULL (ENOMEM) when it cannot be set up; nothing is armed until start. */
+struct hprof_deferred *hprof_deferred_new(struct evhttp_request *req, hprof_deferred_fn done,
+                                          hprof_deferred_fn gone, void *arg);
+/* Arm the timer (seconds) and the watch on the client. 0, or -1 (then free it). */
+int hprof_deferred_start(struct hprof_deferred *d, long seconds);
+/* Only for one that was not started, or whose start failed. */
+void hprof_deferred_free(struct hprof_deferred *d);
+
 /* ---- hprof_delta.c ---- */
 
 /* p1 - p0 per (stack, size), as Go's delta profiles: each of the four values rounded as the
