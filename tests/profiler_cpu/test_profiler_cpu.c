@@ -47,6 +47,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,18 +67,19 @@
 #define PERIOD_NS       10000000 /* 1e9 / 100 Hz */
 #define NS_PER_S        1000000000LL
 
-static volatile uint64_t sink;
+/* Written by every spinning thread at once: atomic (relaxed), or it would be a data race. */
+static _Atomic uint64_t sink;
 
 /* The same loop body in every hot function, so that a unit costs the same in each. The empty
  * asm keeps the compiler from folding or vectorising the dependency chain. */
 #define SPIN(units)                                                                                \
     do {                                                                                           \
-        uint64_t x = sink;                                                                         \
+        uint64_t x = atomic_load_explicit(&sink, memory_order_relaxed);                            \
         for (long i = 0; i < (long)(units)*UNIT_ITERATIONS; i++) {                                 \
             x = x * 6364136223846793005ull + 1442695040888963407ull;                               \
             __asm__ volatile("" : "+r"(x));                                                        \
         }                                                                                          \
-        sink = x;                                                                                  \
+        atomic_store_explicit(&sink, x, memory_order_relaxed);                                     \
     } while (0)
 
 __attribute__((noinline)) void cpu_hot_two(void)
@@ -282,6 +284,16 @@ static int64_t stack_samples(const pcodec_profile *p, const char *name)
  * COUNT_TOLERANCE of it, never more than one over (a sample is a whole period of CPU time). */
 static void check_thread_count(int64_t count, int64_t used_ns, const char *what)
 {
+#ifdef CPU_TEST_UNDER_TSAN
+    /* ThreadSanitizer delivers signals late, at its own interception points, and coalesces
+     * them: counts say nothing about the profiler there. This build checks the threads' use of
+     * shared state (and that samples arrive at all); the plain build checks the counts. */
+    print_message("%s: %lld samples (counts not judged under ThreadSanitizer)\n", what,
+                  (long long)count);
+    (void)used_ns;
+    assert_true(count > 0);
+    return;
+#endif
     double expected = (double)used_ns / PERIOD_NS;
     print_message("%s: %lld samples for %.3f CPU s of its own (%.1f periods, %+.1f%%)\n", what,
                   (long long)count, (double)used_ns / NS_PER_S, expected,
@@ -580,6 +592,19 @@ int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--write") == 0)
         return write_profile(argv[2]);
+#ifdef CPU_TEST_UNDER_TSAN
+    /* Under ThreadSanitizer: the tests that exercise the profiler's threads (start/stop, the
+     * drain thread, threads arming themselves at birth, restarts). Not busy (its stack and share
+     * checks assume signals delivered where they interrupt; TSan delays them) nor fork (TSan
+     * cannot start threads in the child of a multi-threaded process). */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_api, stop_leftover),
+        cmocka_unit_test_teardown(test_born, stop_leftover),
+        cmocka_unit_test_teardown(test_restart, stop_leftover),
+    };
+    (void)test_busy;
+    (void)test_fork;
+#else
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_api, stop_leftover),
         cmocka_unit_test_teardown(test_busy, stop_leftover),
@@ -587,5 +612,6 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_fork, stop_leftover),
         cmocka_unit_test_teardown(test_restart, stop_leftover),
     };
+#endif
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
