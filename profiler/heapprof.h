@@ -7,14 +7,17 @@
  * 0 = off), with its stack; the profiles estimate, per stack, the bytes and objects allocated
  * since start and those still in use.
  *
- * Environment (read once, at the first allocation):
+ * Environment (read once, at load or at the first allocation, whichever is first):
  *   HEAPPROF_RATE=N          mean bytes between samples
  *   HEAPPROF_SEED=N          make the sampling sequence repeatable (tests)
  *   HEAPPROF_FILE=PREFIX     write PREFIX.NNNN.pb.gz at exit (and every HEAPPROF_INTERVAL)
  *   HEAPPROF_INTERVAL=DUR    e.g. 10s
  *   HEAPPROF_HTTP=HOST:PORT  serve /debug/pprof/... from a thread of its own (preloaded programs;
- *                            port 0 picks one: "heapprof: listening /debug http://HOST:PORT"
- *                            is printed on stderr)
+ *                            port 0 picks one: "heapprof[PID COMM]: listening /debug
+ *                            http://HOST:PORT" is printed on stderr)
+ *   HEAPPROF_CHILDREN=1      leave the profiler in the environment of the programs this one
+ *                            runs (each gets HOST:0 and PREFIX.PID); by default the HEAPPROF_*
+ *                            variables and libheapprof.so in LD_PRELOAD are taken out of it
  *
  * Signals: with HEAPPROF_FILE, SIGUSR2 writes the next PREFIX.NNNN.pb.gz at once (unless the
  * program has a SIGUSR2 handler of its own). /debug/pprof/threads interrupts every thread with
