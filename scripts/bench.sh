@@ -9,7 +9,8 @@
 # pprof (time to encode and serve a profile), serve (time to serve heap, threads and CPU
 # profiles of a live leaky; BASE_BIN=DIR/bin compares with another build), fixed (sweep cost, p99 under sweeps, peak in-use
 # vs the bound), loadgen (--rate max vs wrk, rate accuracy, a stalled server), verdict (error
-# rates on simulated runs); demo (scripts/demo.sh 20 times under stress-ng: only when asked).
+# rates on simulated runs); contention (the lock interposer's cost, req/s with the mutex and
+# block profiles on, fixed --sweep-mode scan vs batched with the mutex profile's top entry); demo (scripts/demo.sh 20 times under stress-ng: only when asked).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 # shellcheck disable=SC2086
@@ -189,6 +190,7 @@ for section in "${sections[@]}"; do
     loadgen) "$LC_ROOT/bench/loadgen_bench.sh" "$bin" ;;
     verdict) bench_verdict ;;
     demo) bench_demo ;;
-    *) lc_fail "unknown section '$section' (have: rss service profiler cpu malloc pprof fixed loadgen)" ;;
+    contention) "$LC_ROOT/bench/contention_bench.sh" "$build_dir" ;;
+    *) lc_fail "unknown section '$section' (have: rss service profiler cpu malloc pprof fixed loadgen contention)" ;;
     esac
 done
