@@ -84,6 +84,7 @@
 #include <dirent.h>
 
 #include "hprof_hash.h"
+#include "lc_util.h"
 #include "hprof_tcreate.h"
 #include "hprof_unwind.h"
 
@@ -496,13 +497,6 @@ static void init_once(void)
 
 /* ---- start and stop ---- */
 
-static int64_t now_ns(clockid_t clock)
-{
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
-}
-
 /* Install our SIGPROF handler, unless the program has one of its own. */
 static int install_handler(void)
 {
@@ -580,8 +574,8 @@ int hprof_cpu_start(int hz)
      * still sampled and shows in the profile as the profiler's cost. pthread_create allocates
      * the thread's TLS: overhead too. */
     g.interval_ns = NS_PER_S / hz;
-    g.start_real_ns = now_ns(CLOCK_REALTIME);
-    g.start_mono_ns = now_ns(CLOCK_MONOTONIC);
+    g.start_real_ns = lc_realtime_ns();
+    g.start_mono_ns = lc_monotonic_ns();
     atomic_store(&hprof_cpu_live, g.ring);
     hprof_internal_enter();
     pthread_mutex_lock(&hprof_cpu_timers_lock);
@@ -640,7 +634,7 @@ int hprof_cpu_stop_profile(struct hprof_cpu_profile *out)
         errno = EINVAL;
         return -1;
     }
-    int64_t duration_ns = now_ns(CLOCK_MONOTONIC) - g.start_mono_ns;
+    int64_t duration_ns = lc_monotonic_ns() - g.start_mono_ns;
     atomic_store(&hprof_cpu_live, NULL); /* signals from now on record nothing */
     while (atomic_load(&hprof_cpu_active) != 0)
         sched_yield(); /* a handler on another core finishing its record */

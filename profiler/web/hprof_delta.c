@@ -20,6 +20,7 @@
 #include "hprof_web.h"
 
 #include "hprof_hash.h"
+#include "lc_util.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -133,7 +134,7 @@ struct delta {
     enum hprof_kind kind;
     char name[32];
     struct hprof_snapshot p0;
-    struct timespec start; /* CLOCK_MONOTONIC at p0 */
+    int64_t start_ns; /* lc_monotonic_ns() at p0 */
 };
 
 static int pending; /* deltas waiting, atomically: two listeners (HEAPPROF_HTTP) may share it */
@@ -147,13 +148,6 @@ static void delta_free(struct delta *d)
     hprof_internal_exit();
 }
 
-static int64_t elapsed_ns(const struct timespec *since)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)(now.tv_sec - since->tv_sec) * 1000000000 + (now.tv_nsec - since->tv_nsec);
-}
-
 /* N seconds have passed: the second snapshot, the difference, the reply. */
 static void on_done(struct evhttp_request *req, void *arg)
 {
@@ -165,7 +159,7 @@ static void on_done(struct evhttp_request *req, void *arg)
     uint8_t *buf = NULL;
     size_t len = 0;
     char msg[160];
-    int64_t duration = elapsed_ns(&d->start);
+    int64_t duration = lc_monotonic_ns() - d->start_ns;
     if (hprof_snapshot_take(&p1) != 0 || hprof_snapshot_delta(&d->p0, &p1, &diff) != 0 ||
         hprof_pprof_encode_delta(&diff, d->kind, NULL, 1, duration, &buf, &len) != 0) {
         snprintf(msg, sizeof(msg), "failed to compute delta: %s", strerror(errno ? errno : ENOMEM));
@@ -216,7 +210,7 @@ void hprof_delta_serve(struct evhttp_request *req, enum hprof_kind kind, const c
         hprof_web_error(req, HTTP_INTERNAL, "failed to collect profile: out of memory");
         goto fail;
     }
-    clock_gettime(CLOCK_MONOTONIC, &d->start);
+    d->start_ns = lc_monotonic_ns();
     if (hprof_snapshot_take(&d->p0) != 0) {
         hprof_web_error(req, HTTP_INTERNAL, "failed to collect profile");
         goto fail;
