@@ -6,8 +6,11 @@
  *    duplicate from us.
  *  - Each worker owns its event_base, evhttp, listening socket and metadata scratch buffer; no
  *    lock is taken on the request path except the store's own.
- *  - Nothing a client sends can stop the process: bad methods, paths and sizes get a status and
- *    a one-line text/plain message; limits are enforced by evhttp before our callback runs.
+ *  - Nothing a client sends can stop the process: bad methods, paths, sizes and framing get a
+ *    status and a one-line text/plain message; limits are enforced by evhttp before our
+ *    callback runs, framing and methods by lc_http_refuse first thing in it. Out of memory and
+ *    out of file descriptors, lc_http's listener refuses (503) or pauses rather than crash or
+ *    spin, and the header deadline (--header-timeout) bounds a slow client's hold.
  *  - Shutdown: SIGINT/SIGTERM break the main loop, every worker loop is told to exit and joined,
  *    then the listeners and the store are freed. Exit status 0.
  */
@@ -31,6 +34,7 @@
 #include <event2/thread.h>
 #include <event2/util.h>
 
+#include "lc_http.h"
 #include "lc_util.h"
 #include "lc_version.h"
 
@@ -43,7 +47,7 @@ struct svc_worker {
     pthread_t thread;
     bool running;
     struct event_base *base;
-    struct evhttp *http;
+    struct lc_http_server *server;
     char *meta; /* scratch: one entry's metadata is formatted here, then copied by the store */
 };
 
@@ -52,7 +56,7 @@ struct svc {
     struct store *store;
     atomic_uint_fast64_t last_id;
     struct event_base *base; /* main thread: debug listener and signals */
-    struct evhttp *debug_http;
+    struct lc_http_server *debug_server;
     int n_workers;
     struct svc_worker *workers;
     uint16_t process_port, debug_port; /* as bound: port 0 resolved */
@@ -70,7 +74,7 @@ static void reply_text(struct evhttp_request *req, int code, const char *reason,
     va_start(ap, fmt);
     evbuffer_add_vprintf(evhttp_request_get_output_buffer(req), fmt, ap);
     va_end(ap);
-    evhttp_send_reply(req, code, reason, NULL);
+    lc_http_send(req, code, reason, NULL); /* HEAD: the length, no body */
 }
 
 static const char *method_name(enum evhttp_cmd_type method)
@@ -116,13 +120,9 @@ static size_t format_meta(struct svc_worker *w, struct evhttp_request *req, uint
 static void handle_process(struct evhttp_request *req, void *arg)
 {
     struct svc_worker *w = arg;
-    enum evhttp_cmd_type method = evhttp_request_get_command(req);
-    if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_POST) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, POST");
-        reply_text(req, 405, "Method Not Allowed",
-                   "method not allowed: /process takes GET or POST\n");
+    /* Framing errors 400, other methods (HEAD included: it would store an entry) 405. */
+    if (lc_http_refuse(req, LC_HTTP_GET | LC_HTTP_POST))
         return;
-    }
     uint64_t id = atomic_fetch_add(&w->svc->last_id, 1) + 1;
     size_t len = format_meta(w, req, id);
     if (store_put(w->svc->store, id, w->meta, len, lc_monotonic_ns()) != 0) {
@@ -136,6 +136,8 @@ static void handle_process(struct evhttp_request *req, void *arg)
 static void handle_not_found(struct evhttp_request *req, void *arg)
 {
     (void)arg;
+    if (lc_http_refuse(req, LC_HTTP_GET | LC_HTTP_POST | LC_HTTP_HEAD))
+        return;
     reply_text(req, 404, "Not Found", "not found: %s\n", evhttp_request_get_uri(req));
 }
 
@@ -195,23 +197,22 @@ static void print_listening(const char *what, const char *host, uint16_t port)
     printf("listening %s http://%s%s%s:%u\n", what, v6 ? "[" : "", host, v6 ? "]" : "", port);
 }
 
-static struct evhttp *new_http(struct event_base *base, const struct svc_config *cfg)
+/* A hardened evhttp (lc_http) on an open listening socket, with the service's limits. */
+static struct lc_http_server *new_server(struct event_base *base, evutil_socket_t fd,
+                                         const struct svc_config *cfg, const char *what, char *err,
+                                         size_t errlen)
 {
-    struct evhttp *http = evhttp_new(base);
-    if (http == NULL)
-        return NULL;
-    evhttp_set_max_body_size(http, SVC_MAX_BODY_BYTES);
-    evhttp_set_max_headers_size(http, SVC_MAX_HEADERS_BYTES);
-    struct timeval idle = {.tv_sec = cfg->idle_timeout_ns / LC_NS_PER_SEC,
-                           .tv_usec = (cfg->idle_timeout_ns % LC_NS_PER_SEC) / LC_NS_PER_USEC};
-    evhttp_set_timeout_tv(http, &idle);
-    /* Let every method reach our callbacks, so a wrong one gets 405 (or 404 for an unknown path)
-     * from us rather than evhttp's 501. */
-    evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                         EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
-                                         EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-    evhttp_set_gencb(http, handle_not_found, NULL);
-    return http;
+    char name[64];
+    snprintf(name, sizeof(name), "%s: %s", store_flavor, what);
+    struct lc_http_options opt = {.name = name,
+                                  .header_timeout_ns = cfg->header_timeout_ns,
+                                  .idle_timeout_ns = cfg->idle_timeout_ns,
+                                  .max_body_bytes = SVC_MAX_BODY_BYTES,
+                                  .max_headers_bytes = SVC_MAX_HEADERS_BYTES};
+    struct lc_http_server *server = lc_http_server_new(base, fd, &opt, err, errlen);
+    if (server != NULL)
+        evhttp_set_gencb(lc_http_server_evhttp(server), handle_not_found, NULL);
+    return server;
 }
 
 /* Open the /process listeners: one socket per worker on the same address. A first probe without
@@ -230,20 +231,17 @@ static int open_workers(struct svc *svc, char *err, size_t errlen)
         w->svc = svc;
         w->meta = malloc(cfg->entry_bytes + 1);
         w->base = event_base_new();
-        w->http = w->base ? new_http(w->base, cfg) : NULL;
-        if (w->meta == NULL || w->http == NULL) {
+        if (w->meta == NULL || w->base == NULL) {
             snprintf(err, errlen, "out of memory setting up worker %d", i);
             return -1;
         }
         evutil_socket_t fd = listen_on(cfg->listen_host, port, true, err, errlen);
         if (fd < 0)
             return -1;
-        if (evhttp_accept_socket(w->http, fd) != 0) {
-            close(fd);
-            snprintf(err, errlen, "cannot accept on %s:%u", cfg->listen_host, port);
+        w->server = new_server(w->base, fd, cfg, "/process", err, errlen);
+        if (w->server == NULL)
             return -1;
-        }
-        evhttp_set_cb(w->http, "/process", handle_process, w);
+        evhttp_set_cb(lc_http_server_evhttp(w->server), "/process", handle_process, w);
     }
     svc->process_port = port;
     return 0;
@@ -252,24 +250,17 @@ static int open_workers(struct svc *svc, char *err, size_t errlen)
 static int open_debug(struct svc *svc, char *err, size_t errlen)
 {
     const struct svc_config *cfg = svc->cfg;
-    svc->debug_http = new_http(svc->base, cfg);
-    if (svc->debug_http == NULL) {
-        snprintf(err, errlen, "out of memory setting up the debug listener");
-        return -1;
-    }
-    if (svc_debug_mount(svc->debug_http, svc->store) != 0) {
-        snprintf(err, errlen, "cannot mount the profiler's endpoints on the debug listener");
-        return -1;
-    }
     evutil_socket_t fd = listen_on(cfg->debug_host, cfg->debug_port, false, err, errlen);
     if (fd < 0)
         return -1;
-    if (evhttp_accept_socket(svc->debug_http, fd) != 0) {
-        close(fd);
-        snprintf(err, errlen, "cannot accept on %s:%u", cfg->debug_host, cfg->debug_port);
+    svc->debug_port = bound_port(fd);
+    svc->debug_server = new_server(svc->base, fd, cfg, "/debug", err, errlen);
+    if (svc->debug_server == NULL)
+        return -1;
+    if (svc_debug_mount(lc_http_server_evhttp(svc->debug_server), svc->store) != 0) {
+        snprintf(err, errlen, "cannot mount the profiler's endpoints on the debug listener");
         return -1;
     }
-    svc->debug_port = bound_port(fd);
     return 0;
 }
 
@@ -320,15 +311,13 @@ static void stop_and_free(struct svc *svc)
             event_base_loopexit(w->base, NULL);
             pthread_join(w->thread, NULL);
         }
-        if (w->http != NULL)
-            evhttp_free(w->http);
+        lc_http_server_free(w->server);
         if (w->base != NULL)
             event_base_free(w->base);
         free(w->meta);
     }
     free(svc->workers);
-    if (svc->debug_http != NULL)
-        evhttp_free(svc->debug_http);
+    lc_http_server_free(svc->debug_server);
 }
 
 int svc_run(const struct svc_config *cfg)

@@ -31,9 +31,10 @@ struct svc_config {
     uint16_t listen_port;
     char debug_host[SVC_HOST_MAX];
     uint16_t debug_port;
-    size_t entry_bytes;      /* metadata bytes kept per request */
-    int threads;             /* worker event loops */
-    int64_t idle_timeout_ns; /* close a connection idle this long */
+    size_t entry_bytes;        /* metadata bytes kept per request */
+    int threads;               /* worker event loops */
+    int64_t idle_timeout_ns;   /* close a connection idle this long */
+    int64_t header_timeout_ns; /* a request must arrive whole this soon after its first byte */
     struct store_options store;
 };
 

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lc_http.h"
 #include "lc_util.h"
 
 enum {
@@ -19,6 +20,7 @@ enum {
     OPT_ENTRY_BYTES,
     OPT_THREADS,
     OPT_IDLE_TIMEOUT,
+    OPT_HEADER_TIMEOUT,
     OPT_TTL,
     OPT_SWEEP_EVERY,
     OPT_SWEEP_MODE,
@@ -33,6 +35,7 @@ static const struct option common_options[] = {
     {"entry-bytes", required_argument, NULL, OPT_ENTRY_BYTES},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+    {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
 };
@@ -63,7 +66,9 @@ void svc_usage(FILE *out, const char *prog)
             "                            (default 127.0.0.1:6060; keep it on loopback)\n"
             "  --entry-bytes N           metadata bytes kept per request (default 1024, 1..%d)\n"
             "  --threads N               event loops (default: number of cores, 1..%d)\n"
-            "  --idle-timeout DURATION   close connections idle this long (default 30s)\n",
+            "  --idle-timeout DURATION   close connections idle this long (default 30s)\n"
+            "  --header-timeout DURATION a request must arrive whole within this, from its first\n"
+            "                            byte, or the connection is closed (default 10s)\n",
             prog, SVC_MAX_ENTRY_BYTES, SVC_MAX_THREADS);
     if (is_fixed())
         fprintf(out, "  --ttl DURATION            entries expire this long after their request "
@@ -106,6 +111,7 @@ enum svc_parse_result svc_parse_args(int argc, char **argv, struct svc_config *c
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     cfg->threads = cores < 1 ? 1 : cores > SVC_MAX_THREADS ? SVC_MAX_THREADS : (int)cores;
     cfg->idle_timeout_ns = 30 * LC_NS_PER_SEC;
+    cfg->header_timeout_ns = LC_HTTP_DEFAULT_HEADER_TIMEOUT_NS;
     cfg->store.ttl_ns = 60 * LC_NS_PER_SEC;
     cfg->store.sweep_every_ns = 10 * LC_NS_PER_SEC;
 
@@ -150,6 +156,12 @@ enum svc_parse_result svc_parse_args(int argc, char **argv, struct svc_config *c
             if (parse_positive_duration(optarg, &cfg->idle_timeout_ns) != 0)
                 return fail(err, errlen,
                             "--idle-timeout: expected a positive duration (e.g. 30s), got '%s'",
+                            optarg);
+            break;
+        case OPT_HEADER_TIMEOUT:
+            if (parse_positive_duration(optarg, &cfg->header_timeout_ns) != 0)
+                return fail(err, errlen,
+                            "--header-timeout: expected a positive duration (e.g. 10s), got '%s'",
                             optarg);
             break;
         case OPT_TTL:
