@@ -59,6 +59,8 @@ struct evbuffer;
 #define LC_HTTP_GET  (1u << 0)
 #define LC_HTTP_POST (1u << 1)
 #define LC_HTTP_HEAD (1u << 2)
+#define LC_HTTP_ANY                                                                                \
+    0xffffu /* framing checks only: e.g. an unknown path is 404 whatever the method */
 
 struct lc_http_options {
     const char *name;          /* for log lines, e.g. "leaky: /process" */

@@ -136,7 +136,7 @@ static void handle_process(struct evhttp_request *req, void *arg)
 static void handle_not_found(struct evhttp_request *req, void *arg)
 {
     (void)arg;
-    if (lc_http_refuse(req, LC_HTTP_GET | LC_HTTP_POST | LC_HTTP_HEAD))
+    if (lc_http_refuse(req, LC_HTTP_ANY))
         return;
     reply_text(req, 404, "Not Found", "not found: %s\n", evhttp_request_get_uri(req));
 }

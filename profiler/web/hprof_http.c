@@ -14,10 +14,30 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <sys/mman.h>
+
+#include "lc_http.h"
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+bool hprof_web_refuse(struct evhttp_request *req)
+{
+    if (lc_http_refuse(req, LC_HTTP_GET | LC_HTTP_HEAD | LC_HTTP_POST))
+        return true;
+    /* Out of memory, libdw asserts rather than fail (elfutils' concurrent hash), and encoding
+     * a profile needs some room: ask the kernel for the headroom first (mmap, not malloc: the
+     * probe is neither sampled nor kept), and answer 503 without it. */
+    void *probe = mmap(NULL, HPROF_WEB_HEADROOM_BYTES, PROT_NONE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (probe == MAP_FAILED) {
+        hprof_web_error(req, HTTP_SERVUNAVAIL, "out of memory: try again later");
+        return true;
+    }
+    munmap(probe, HPROF_WEB_HEADROOM_BYTES);
+    return false;
+}
 
 void hprof_web_error(struct evhttp_request *req, int status, const char *text)
 {
@@ -31,7 +51,7 @@ void hprof_web_error(struct evhttp_request *req, int status, const char *text)
     struct evbuffer *body = evbuffer_new();
     if (body != NULL)
         evbuffer_add_printf(body, "%s\n", text);
-    evhttp_send_reply(req, status, NULL, body); /* NULL: libevent's reason phrase for status */
+    lc_http_send(req, status, NULL, body); /* NULL: libevent's reason phrase for status */
     if (body != NULL)
         evbuffer_free(body);
     hprof_internal_exit();
@@ -49,7 +69,7 @@ void hprof_web_reply(struct evhttp_request *req, const char *content_type, const
         evhttp_add_header(headers, "Content-Disposition", disposition);
     }
     evhttp_add_header(headers, "X-Content-Type-Options", "nosniff");
-    evhttp_send_reply(req, HTTP_OK, "OK", body);
+    lc_http_send(req, HTTP_OK, "OK", body); /* HEAD: the length, no body */
     hprof_internal_exit();
 }
 

@@ -66,6 +66,8 @@ static void add_escaped(struct evbuffer *out, const char *s)
 static void serve_index(struct evhttp_request *req, void *arg)
 {
     (void)arg;
+    if (hprof_web_refuse(req))
+        return;
     hprof_internal_enter();
     struct evbuffer *body = evbuffer_new();
     if (body == NULL) {

@@ -16,6 +16,7 @@
 #include "hprof_web.h"
 
 #include <errno.h>
+#include "lc_http.h"
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <stdio.h>
@@ -87,6 +88,8 @@ out:
 static void serve_unknown(struct evhttp_request *req, void *arg)
 {
     (void)arg;
+    if (lc_http_refuse(req, LC_HTTP_ANY)) /* framing only: an unknown path is 404 */
+        return;
     hprof_internal_enter();
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
     if (path == NULL)
@@ -110,7 +113,7 @@ static void serve_unknown(struct evhttp_request *req, void *arg)
                           "text/plain; charset=utf-8");
         if (body != NULL)
             evbuffer_add_printf(body, "not found: %.200s\n", path);
-        evhttp_send_reply(req, HTTP_NOTFOUND, "Not Found", body);
+        lc_http_send(req, HTTP_NOTFOUND, "Not Found", body);
         if (body != NULL)
             evbuffer_free(body);
     }
@@ -121,10 +124,25 @@ static void serve_unknown(struct evhttp_request *req, void *arg)
 static void serve_redirect(struct evhttp_request *req, void *arg)
 {
     (void)arg;
+    if (hprof_web_refuse(req))
+        return;
     hprof_internal_enter();
     evhttp_add_header(evhttp_request_get_output_headers(req), "Location", PPROF_PREFIX);
-    evhttp_send_reply(req, HTTP_MOVEPERM, "Moved Permanently", NULL);
+    lc_http_send(req, HTTP_MOVEPERM, "Moved Permanently", NULL);
     hprof_internal_exit();
+}
+
+/* Every registered profile's entry: the gate (framing, method, memory headroom), then its own
+ * serve function or the generic one. */
+static void serve_entry(struct evhttp_request *req, void *arg)
+{
+    const struct hprof_profile *p = arg;
+    if (hprof_web_refuse(req))
+        return;
+    if (p->serve != NULL)
+        p->serve(req, arg);
+    else
+        serve_profile(req, arg);
 }
 
 int hprof_http_mount(struct evhttp *http)
@@ -139,7 +157,7 @@ int hprof_http_mount(struct evhttp *http)
         const struct hprof_profile *p = &hprof_profiles[i];
         char path[128];
         snprintf(path, sizeof(path), "%s%s", PPROF_PREFIX, p->name);
-        rc = evhttp_set_cb(http, path, p->serve != NULL ? p->serve : serve_profile, (void *)p);
+        rc = evhttp_set_cb(http, path, serve_entry, (void *)p);
     }
     if (rc == 0)
         rc = evhttp_set_cb(http, "/debug/pprof", serve_redirect, NULL);

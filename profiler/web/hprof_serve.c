@@ -28,6 +28,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -40,6 +41,7 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include "lc_http.h"
 #include "lc_util.h"
 
 #define HPROF_HOST_MAX     256         /* bytes of HOST in HEAPPROF_HTTP */
@@ -53,7 +55,8 @@ static struct {
     bool running;
     int stop_fd; /* eventfd: written at exit */
     struct event_base *base;
-    struct evhttp *http;
+    struct lc_http_server *server;
+    struct evhttp *http; /* the server's */
     struct event *stop_event;
 } srv = {.stop_fd = -1};
 
@@ -90,6 +93,42 @@ static void stop_server(void)
     srv.running = false;
 }
 
+/* A listening socket on host:port (non-blocking, close-on-exec), or -1 with a message. */
+static evutil_socket_t listen_socket(const char *host, uint16_t port, char *err, size_t errlen)
+{
+    char service[8];
+    snprintf(service, sizeof(service), "%u", port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *addrs = NULL;
+    int rc = getaddrinfo(host, service, &hints, &addrs);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot resolve '%.200s': %s", host, gai_strerror(rc));
+        return -1;
+    }
+    evutil_socket_t fd = -1;
+    int saved = 0;
+    for (struct addrinfo *ai = addrs; ai != NULL && fd < 0; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            saved = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 128) != 0) {
+            saved = errno;
+            close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(addrs);
+    if (fd < 0)
+        snprintf(err, errlen, "cannot listen on %.200s:%u: %s", host, port, strerror(saved));
+    return fd;
+}
+
 static void start_server(const char *spec)
 {
     char host[HPROF_HOST_MAX];
@@ -101,30 +140,38 @@ static void start_server(const char *spec)
         return;
     }
     hprof_internal_enter();
-    struct evhttp_bound_socket *bound = NULL;
     srv.base = event_base_new();
-    srv.http = srv.base != NULL ? evhttp_new(srv.base) : NULL;
     srv.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (srv.http == NULL || srv.stop_fd < 0) {
+    if (srv.base == NULL || srv.stop_fd < 0) {
         hprof_log("HEAPPROF_HTTP: cannot set up the debug listener: %s\n", strerror(errno));
         goto fail;
     }
-    evhttp_set_max_body_size(srv.http, HPROF_MAX_BODY);
-    evhttp_set_max_headers_size(srv.http, HPROF_MAX_HEADERS);
-    evhttp_set_timeout(srv.http, HPROF_IDLE_SECONDS);
+    /* lc_http's server, as the services' listeners: no crash out of memory, a paced retry at
+     * the fd limit, the header deadline. */
+    char err[512];
+    evutil_socket_t lfd = listen_socket(host, port, err, sizeof(err));
+    if (lfd < 0) {
+        hprof_log("HEAPPROF_HTTP: %s; the debug endpoints are off\n", err);
+        goto fail;
+    }
+    struct lc_http_options opt = {.name = "heapprof: /debug",
+                                  .header_timeout_ns = LC_HTTP_DEFAULT_HEADER_TIMEOUT_NS,
+                                  .idle_timeout_ns = HPROF_IDLE_SECONDS * LC_NS_PER_SEC,
+                                  .max_body_bytes = HPROF_MAX_BODY,
+                                  .max_headers_bytes = HPROF_MAX_HEADERS};
+    srv.server = lc_http_server_new(srv.base, lfd, &opt, err, sizeof(err));
+    if (srv.server == NULL) {
+        hprof_log("HEAPPROF_HTTP: %s\n", err);
+        goto fail;
+    }
+    srv.http = lc_http_server_evhttp(srv.server);
     if (hprof_http_mount(srv.http) != 0) {
         hprof_log("HEAPPROF_HTTP: cannot mount the debug endpoints\n");
         goto fail;
     }
-    bound = evhttp_bind_socket_with_handle(srv.http, host, port);
-    if (bound == NULL) {
-        hprof_log("HEAPPROF_HTTP: cannot listen on %s: %s; the debug endpoints are off\n", spec,
-                  strerror(errno ? errno : EADDRNOTAVAIL));
-        goto fail;
-    }
     struct sockaddr_storage addr;
     socklen_t len = sizeof(addr);
-    if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&addr, &len) == 0)
+    if (getsockname(lfd, (struct sockaddr *)&addr, &len) == 0)
         port = ntohs(addr.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&addr)->sin6_port
                                                 : ((struct sockaddr_in *)&addr)->sin_port);
     srv.stop_event = event_new(srv.base, srv.stop_fd, EV_READ, on_stop, srv.base);
@@ -153,8 +200,7 @@ static void start_server(const char *spec)
 fail:
     if (srv.stop_event != NULL)
         event_free(srv.stop_event);
-    if (srv.http != NULL)
-        evhttp_free(srv.http);
+    lc_http_server_free(srv.server);
     if (srv.base != NULL)
         event_base_free(srv.base);
     if (srv.stop_fd >= 0)

@@ -373,6 +373,8 @@ int hprof_stats_write(struct evbuffer *out, enum hprof_stat_format format)
 static void serve_stats(struct evhttp_request *req, void *arg)
 {
     enum hprof_stat_format format = (enum hprof_stat_format)(intptr_t)arg;
+    if (hprof_web_refuse(req))
+        return;
     hprof_internal_enter();
     struct evbuffer *body = evbuffer_new();
     if (body == NULL || hprof_stats_write(body, format) != 0)

@@ -27,6 +27,7 @@
 #ifndef HPROF_WEB_H
 #define HPROF_WEB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -42,6 +43,12 @@ struct evhttp_request;
 #define HPROF_HTTP_MAX_SECONDS 300 /* longest ?seconds=N of a delta profile, as the CPU profile */
 
 /* ---- hprof_http.c: replies and parameters ---- */
+
+/* First thing in every debug handler: answers and returns true when the request must not reach
+ * it: bad framing (400), a method other than GET, HEAD and POST (405), or less than
+ * HPROF_WEB_HEADROOM_BYTES of address space left (503, rather than libdw's abort). */
+#define HPROF_WEB_HEADROOM_BYTES (32u << 20) /* bytes */
+bool hprof_web_refuse(struct evhttp_request *req);
 
 /* Go's serveError: status, Content-Type text/plain, X-Go-Pprof: 1, the text on one line. */
 void hprof_web_error(struct evhttp_request *req, int status, const char *text);
