@@ -78,6 +78,7 @@ enum {
     HPROF_SYM_FILE = 1 << 1,     /* every frame has a file */
     HPROF_SYM_LINE = 1 << 2,     /* every frame has a line */
     HPROF_SYM_INLINE = 1 << 3,   /* DWARF scopes were read: inlined callers are all listed */
+    HPROF_SYM_BARE = 1 << 4,     /* no symbol: the outermost frame is named object+0xOFFSET */
 };
 
 /* A symbolized PC: frames innermost first (inlined callees before their callers). */
@@ -88,10 +89,12 @@ struct hprof_symbol {
 };
 
 /* Symbolizing happens between begin and end, which hold the symbolizer's mutex (never taken by
- * malloc). begin refreshes libdwfl's view of the process when the mappings changed (dlopen,
- * dlclose) and then drops the per-PC cache. Symbols returned by lookup stay valid until end.
- * begin returns 0, or -1 when libdwfl cannot start (lookups then return no frames). */
-int hprof_sym_begin(uint64_t maps_signature);
+ * malloc). begin takes the process's mappings (maps->signature tells when they changed: dlopen,
+ * dlclose; then the per-PC cache is dropped). Symbols returned by lookup stay valid until end;
+ * end releases every file and parsed DWARF opened for the profile and trims the cache to its
+ * budget (HEAPPROF_SYMBOL_CACHE). begin returns 0, or -1 out of memory (lookups then return no
+ * frames). */
+int hprof_sym_begin(const struct hprof_maps *maps);
 void hprof_sym_lookup(uint64_t pc, struct hprof_symbol *out);
 void hprof_sym_end(void);
 
@@ -101,6 +104,9 @@ struct hprof_sym_stats {
     uint64_t frames;       /* frames across them */
     uint64_t string_bytes; /* interned names and paths */
     uint64_t table_bytes;  /* cache table, entries, frames, string pool chunks */
+    uint64_t limit_bytes;  /* the cache's budget (HEAPPROF_SYMBOL_CACHE) */
+    uint64_t hits, misses; /* lookups answered from the cache / resolved */
+    uint64_t evictions;    /* entries dropped to keep the cache within its budget */
 };
 void hprof_sym_get_stats(struct hprof_sym_stats *out);
 

@@ -450,7 +450,7 @@ struct hprof_pb *hprof_pb_new(const struct hprof_maps *maps, int symbolize)
     if (symbolize) {
         /* A symbolizer that cannot start leaves locations bare, and their mappings claim
          * nothing. Its mutex is held until finish (or free). */
-        (void)hprof_sym_begin(maps->signature);
+        (void)hprof_sym_begin(maps);
         b->sym_locked = true;
         b->symbolize = sym_in_process;
     }

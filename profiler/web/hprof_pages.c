@@ -189,7 +189,7 @@ void hprof_pages_serve_symbol(struct evhttp_request *req, void *arg)
     }
     if (input != NULL && input_len > 0) {
         (void)hprof_maps_read(&maps);
-        (void)hprof_sym_begin(maps.signature);
+        (void)hprof_sym_begin(&maps);
         for (size_t at = 0; at < input_len;) {
             const char *plus = memchr(input + at, '+', input_len - at);
             size_t word_len = plus != NULL ? (size_t)(plus - (input + at)) : input_len - at;

@@ -178,7 +178,7 @@ int hprof_text_heap(const struct hprof_snapshot *snap, struct evbuffer *out)
                         t_inuse_n, t_inuse_b, t_alloc_n, t_alloc_b, 2 * snap->rate);
 
     (void)hprof_maps_read(&maps); /* for the symbolizer's view; empty if unreadable */
-    (void)hprof_sym_begin(maps.signature);
+    (void)hprof_sym_begin(&maps);
     for (size_t i = 0; i < snap->n_buckets; i++) {
         const struct record *r = &recs[i];
         const struct hprof_bucket *b = &snap->buckets[r->index];

@@ -49,7 +49,7 @@ int hprof_threads_text(const struct hprof_threads *t, int debug, struct evbuffer
     for (size_t i = 0; i < n_groups; i++)
         captured += (size_t)groups[i].count;
     (void)hprof_maps_read(&maps);
-    (void)hprof_sym_begin(maps.signature);
+    (void)hprof_sym_begin(&maps);
     bool counts = debug < 2; /* Go: 2 and more is the full dump */
     if (counts) {
         evbuffer_add_printf(out, "threads profile: total %zu\n", captured);

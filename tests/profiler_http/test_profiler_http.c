@@ -268,7 +268,7 @@ static int stack_names(const struct hprof_thread_stack *t, const char *name)
 {
     struct hprof_maps maps;
     assert_int_equal(hprof_maps_read(&maps), 0);
-    (void)hprof_sym_begin(maps.signature);
+    (void)hprof_sym_begin(&maps);
     int found = 0;
     for (int i = 0; i < t->depth && !found; i++) {
         struct hprof_symbol sym;
