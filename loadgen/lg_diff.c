@@ -125,12 +125,30 @@ err:
     return NULL;
 }
 
+/* A location without a function: object+0xOFFSET (file offset), as the profiler names such
+ * frames itself, or the bare address when no file is mapped there. */
+static void bare_name(const pcodec_profile *p, const Perftools__Profiles__Location *loc, char *buf,
+                      size_t size)
+{
+    for (size_t i = 0; i < p->n_mapping && loc->mapping_id != 0; i++) {
+        const Perftools__Profiles__Mapping *m = p->mapping[i];
+        const char *path = pcodec_string(p, m->filename);
+        if (m->id != loc->mapping_id || path[0] != '/' || loc->address < m->memory_start)
+            continue;
+        const char *slash = strrchr(path, '/');
+        snprintf(buf, size, "%.255s+0x%" PRIx64, slash + 1,
+                 loc->address - m->memory_start + m->file_offset);
+        return;
+    }
+    snprintf(buf, size, "0x%" PRIx64, loc->address);
+}
+
 /* Credit one frame (function of one line of one location) with a sample's values. */
 static int credit(struct builder *b, const pcodec_profile *p, struct id_node *functions,
                   const Perftools__Profiles__Location *loc, const Perftools__Profiles__Line *line,
                   int leaf, int64_t bytes, int64_t objects)
 {
-    char addr[32];
+    char addr[320];
     const char *name, *file;
     int64_t lineno = 0;
     const Perftools__Profiles__Function *fn = line ? find_id(functions, line->function_id) : NULL;
@@ -139,7 +157,7 @@ static int credit(struct builder *b, const pcodec_profile *p, struct id_node *fu
         file = pcodec_string(p, fn->filename);
         lineno = line->line;
     } else {
-        snprintf(addr, sizeof(addr), "0x%" PRIx64, loc->address);
+        bare_name(p, loc, addr, sizeof(addr));
         name = addr;
         file = "";
     }

@@ -184,7 +184,10 @@ for section in "${sections[@]}"; do
     rss) bench_rss ;;
     cpu) bench_cpu ;;
     malloc) "$LC_ROOT/bench/bench_malloc.sh" "$build_dir" "$((ROUNDS * 2 + 1))" ;;
-    pprof) "$bin/bench_pprof" --runs 11 ;;
+    pprof)
+        "$bin/bench_pprof" --runs 11
+        "$LC_ROOT/bench/pprof_first.sh" "$bin" "$build_dir/lib" "$((ROUNDS * 2 - 1))"
+        ;;
     serve) "$LC_ROOT/bench/serve_bench.sh" "$bin" "${BASE_BIN:-}" "$ROUNDS" ;;
     fixed) "$LC_ROOT/bench/fixed_bench.sh" "$bin" ;;
     loadgen) "$LC_ROOT/bench/loadgen_bench.sh" "$bin" ;;

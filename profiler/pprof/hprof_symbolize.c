@@ -363,14 +363,22 @@ static int load_syms(struct elf_file *f, Elf64_Word type)
             if (gelf_getsym(data, (int)i, &sym) == NULL)
                 continue;
             int t = GELF_ST_TYPE(sym.st_info);
+            /* Functions only: untyped symbols mark boundaries (_etext, __ehdr_start) far more
+             * often than code (a few assembly labels such as _dl_start_user). */
+            GElf_Shdr home;
             if ((t != STT_FUNC && t != STT_GNU_IFUNC) || sym.st_shndx == SHN_UNDEF ||
-                sym.st_value == 0)
+                sym.st_shndx >= SHN_LORESERVE || sym.st_value == 0 ||
+                gelf_getshdr(elf_getscn(f->elf, sym.st_shndx), &home) == NULL)
                 continue;
             const char *name = elf_strptr(f->elf, shdr.sh_link, sym.st_name);
             if (name == NULL || *name == '\0')
                 continue;
             syms[k].addr = sym.st_value;
             syms[k].size = sym.st_size;
+            /* A symbol without a size (_init, assembly) covers at most the rest of its section:
+             * never the .plt after _init, nor the padding after _fini. */
+            if (sym.st_size == 0 && home.sh_addr + home.sh_size > sym.st_value)
+                syms[k].size = home.sh_addr + home.sh_size - sym.st_value;
             syms[k].name = name;
             if (GELF_ST_BIND(sym.st_info) != STB_GLOBAL)
                 syms[k].size |= SYM_NOT_GLOBAL;
@@ -386,7 +394,7 @@ static int load_syms(struct elf_file *f, Elf64_Word type)
 }
 
 /* The symbol covering vaddr in f, or NULL. Among aliases, a global name wins. A symbol without
- * a size covers up to the next symbol's address. */
+ * a size (and no section to bound it) covers up to the next symbol's address. */
 static const char *sym_at(const struct elf_file *f, uint64_t vaddr)
 {
     size_t lo = 0, hi = f->n_syms;
@@ -952,7 +960,8 @@ void hprof_sym_get_stats(struct hprof_sym_stats *out)
     out->frames = st.cache.n_frames;
     out->string_bytes = st.cache.str_bytes;
     out->table_bytes = cache_bytes(&st.cache);
-    out->limit_bytes = st.configured ? st.budget : SYM_CACHE_DEFAULT_BYTES;
+    configure();
+    out->limit_bytes = st.budget;
     out->hits = st.hits;
     out->misses = st.misses;
     out->evictions = st.evictions;

@@ -307,6 +307,14 @@ static void emit_own(struct hprof_stat_sink *s)
     hprof_stat(s, "symbol_cache_bytes", G, (double)sym.table_bytes,
                "The symbolizer's cache (part of overhead_bytes).");
     hprof_stat(s, "symbol_cache_entries", G, (double)sym.entries, "Program counters symbolized.");
+    hprof_stat(s, "symbol_cache_limit_bytes", G, (double)sym.limit_bytes,
+               "The symbolizer cache's budget (HEAPPROF_SYMBOL_CACHE).");
+    hprof_stat(s, "symbol_cache_hits_total", C, (double)sym.hits,
+               "Program counters answered from the symbolizer's cache.");
+    hprof_stat(s, "symbol_cache_misses_total", C, (double)sym.misses,
+               "Program counters resolved from symbol tables and DWARF.");
+    hprof_stat(s, "symbol_cache_evictions_total", C, (double)sym.evictions,
+               "Cached program counters dropped to keep the cache within its budget.");
     hprof_stat(s, "cpu_profile_running", G, cpu.running ? 1 : 0,
                "1 while a CPU profile is being taken.");
     hprof_stat(s, "cpu_profiles_total", C, (double)cpu.profiles, "CPU profiles completed.");

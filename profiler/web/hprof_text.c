@@ -58,7 +58,9 @@ void hprof_text_stack(struct evbuffer *out, const uintptr_t *pcs, int depth)
     for (int i = 0; i < depth; i++) {
         struct hprof_symbol sym;
         hprof_sym_lookup(pcs[i], &sym);
-        uint64_t entry = sym.n_frames > 0 ? function_entry(pcs[i]) : 0;
+        /* A frame named object+0xOFFSET has no function to be an offset into. */
+        uint64_t entry =
+            sym.n_frames > 0 && !(sym.flags & HPROF_SYM_BARE) ? function_entry(pcs[i]) : 0;
         if (sym.n_frames == 0 || sym.frames[0].name[0] == '\0')
             evbuffer_add_printf(out, "#\t%#" PRIxPTR "\n", pcs[i]);
         for (unsigned f = 0; f < sym.n_frames && sym.frames[0].name[0] != '\0'; f++) {
@@ -79,7 +81,8 @@ void hprof_text_traceback(struct evbuffer *out, const uintptr_t *pcs, int depth)
     for (int i = 0; i < depth; i++) {
         struct hprof_symbol sym;
         hprof_sym_lookup(pcs[i], &sym);
-        uint64_t entry = sym.n_frames > 0 ? function_entry(pcs[i]) : 0;
+        uint64_t entry =
+            sym.n_frames > 0 && !(sym.flags & HPROF_SYM_BARE) ? function_entry(pcs[i]) : 0;
         if (sym.n_frames == 0 || sym.frames[0].name[0] == '\0') {
             evbuffer_add_printf(out, "?(...)\n\t?:0 pc=%#" PRIxPTR "\n", pcs[i]);
             continue;
