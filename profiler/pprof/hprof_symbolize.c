@@ -39,6 +39,8 @@
  */
 #include "hprof_output.h"
 
+#include "hprof_env.h"
+
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <errno.h>
@@ -857,20 +859,21 @@ static void configure(void)
         return;
     st.configured = true;
     st.budget = SYM_CACHE_DEFAULT_BYTES;
-    const char *v = getenv("HEAPPROF_SYMBOL_CACHE");
+    /* Captured at load by hprof_env (the variables are then taken out of the environment). */
+    const char *v = hprof_env_get("HEAPPROF_SYMBOL_CACHE");
     if (v != NULL && *v != '\0') {
         char *end;
         errno = 0;
         unsigned long long n = strtoull(v, &end, 10);
         if (errno != 0 || *end != '\0' || v[0] == '-')
-            fprintf(stderr, "heapprof: HEAPPROF_SYMBOL_CACHE=%s is not a byte count; using %u\n", v,
-                    SYM_CACHE_DEFAULT_BYTES);
+            hprof_log("HEAPPROF_SYMBOL_CACHE=%s is not a byte count; using %u\n", v,
+                      SYM_CACHE_DEFAULT_BYTES);
         else
             st.budget = n < SYM_CACHE_MIN_BYTES ? SYM_CACHE_MIN_BYTES
                         : n > SIZE_MAX / 2      ? SIZE_MAX / 2
                                                 : (size_t)n;
     }
-    v = getenv("HEAPPROF_SYMBOL_DEBUGINFO");
+    v = hprof_env_get("HEAPPROF_SYMBOL_DEBUGINFO");
     st.debuginfo_dwarf = v != NULL && strcmp(v, "1") == 0;
 }
 

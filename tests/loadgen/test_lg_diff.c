@@ -216,6 +216,38 @@ static void test_diff_new_minus_base(void **state)
     pcodec_free(decoded);
 }
 
+/* A location without a function, in a mapped file: named object+0xOFFSET (file offset), as the
+ * profiler names such frames. */
+static void test_unsymbolized_frame_named_by_object(void **state)
+{
+    (void)state;
+    static struct built b;
+    build_new(&b);
+    static char *table[sizeof(strings) / sizeof(strings[0]) + 1];
+    memcpy(table, strings, sizeof(strings));
+    table[sizeof(strings) / sizeof(strings[0])] = "/usr/lib/x86_64-linux-gnu/libevent-2.1.so.7.0.1";
+    b.p.string_table = table;
+    b.p.n_string_table = sizeof(table) / sizeof(table[0]);
+    static Perftools__Profiles__Mapping m, *mp = &m;
+    perftools__profiles__mapping__init(&m);
+    m.id = 7;
+    m.memory_start = 0xde000000;
+    m.memory_limit = 0xdf000000;
+    m.file_offset = 0x12000;
+    m.filename = (int64_t)(sizeof(strings) / sizeof(strings[0]));
+    b.p.mapping = &mp;
+    b.p.n_mapping = 1;
+    b.loc[5].mapping_id = 7;
+    struct lg_diff d;
+    char err[256];
+    assert_int_equal(lg_diff_compute(NULL, &b.p, &d, err, sizeof(err)), 0);
+    const struct lg_diff_entry *e = find(&d, "libevent-2.1.so.7.0.1+0xaedeef");
+    assert_non_null(e);
+    assert_int_equal(e->flat_bytes, 4096);
+    assert_null(find(&d, "0xdeadbeef"));
+    lg_diff_free(&d);
+}
+
 static void test_not_a_heap_profile(void **state)
 {
     (void)state;
@@ -248,6 +280,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_diff_new_minus_base),
         cmocka_unit_test(test_not_a_heap_profile),
+        cmocka_unit_test(test_unsymbolized_frame_named_by_object),
         cmocka_unit_test(test_unknown_location_is_an_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

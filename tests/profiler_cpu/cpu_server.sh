@@ -89,11 +89,12 @@ sed -n 's/^Duration: \([0-9.]*\)s,.*/\1/p' "$LC_TMP/top" |
 grep -q ' handle_process$' "$LC_TMP/top" ||
     lc_fail "pprof -top does not name handle_process: $(cat "$LC_TMP/top")"
 # handle_process's callers (pprof -peek lists them above it): libevent's code, by its exported
-# name (evhttp_...) or, for its static functions, by the library's mapping.
+# name (evhttp_...) or, for its static functions (no symbol in .dynsym), as the symbolizer names
+# them: libevent-2.1.so.7.0.1+0xOFFSET.
 timeout 60 go tool pprof -peek 'handle_process$' "$LC_TMP/cpu.pb.gz" >"$LC_TMP/peek" 2>"$LC_TMP/peek.err" ||
     lc_fail "go tool pprof -peek failed: $(cat "$LC_TMP/peek.err")"
 awk '/\| +handle_process$/ { exit } { print }' "$LC_TMP/peek" |
-    grep -Eq '\| +(evhttp_[a-z_]*|\[libevent[^]]*\])$' ||
+    grep -Eq '\| +(evhttp_[a-z_]*|libevent[^ ]*\+0x[0-9a-f]+)$' ||
     lc_fail "handle_process is not called from libevent in the profile: $(cat "$LC_TMP/peek")"
 
 # --- a client that goes away ends its profile ---------------------------------------------
