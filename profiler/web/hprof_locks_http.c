@@ -59,7 +59,7 @@ static int text(const struct hprof_lock_snapshot *s, struct evbuffer *out)
     memset(&maps, 0, sizeof(maps));
     maps.main = -1;
     (void)hprof_maps_read(&maps);
-    (void)hprof_sym_begin(maps.signature);
+    (void)hprof_sym_begin(&maps);
     evbuffer_add_printf(out, "--- %s:\n", s->profile == HPROF_LOCK_MUTEX ? "mutex" : "contention");
     evbuffer_add_printf(out, "cycles/second=1000000000\n");
     if (s->profile == HPROF_LOCK_MUTEX)
