@@ -293,7 +293,7 @@ int hprof_locks_http_threadcreate_text(const struct hprof_profile *p, int debug,
     memset(&maps, 0, sizeof(maps));
     maps.main = -1;
     (void)hprof_maps_read(&maps);
-    (void)hprof_sym_begin(maps.signature);
+    (void)hprof_sym_begin(&maps);
     evbuffer_add_printf(out, "threadcreate profile: total %" PRId64 "\n", total);
     for (size_t i = 0; i < s.n; i++) {
         const struct hprof_lock_record *r = &s.v[i];
