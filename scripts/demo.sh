@@ -13,8 +13,8 @@
 #
 # Knobs (environment): DURATION=60s RATE=2000 TTL=6s SWEEP=3s PROFILE_EVERY=1s OUT=out
 # LEAKCASE_BIN=DIR: run the programs already built in DIR (e.g. build/bin) and skip step 1.
-# A sweep period several times shorter than the half of the run the verdict judges keeps the
-# sawtooth's phase from reading as a trend.
+# The verdict judges the sawtooth's troughs and peaks from its first drop on (after TTL + one
+# sweep), so a sweep period several times shorter than the run gives it many whole periods.
 # HEAPPROF_RATE=65536: the demo samples every 64 KiB on average, eight times more often than the
 # production default (512 KiB), so that a one-minute chart is smooth; both are cheap.
 set -euo pipefail

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo's flow at small scale: scripts/demo.sh with 20 s of load (instead of 60), and sweeps
-# every 2 s (TTL 4 s) so that the 10 s the verdict judges still hold five teeth of the sawtooth,
+# every 2 s (TTL 4 s) so that the ~14 s the verdict judges (from the first drop) hold seven teeth,
 # against the build under test as it is (LEAKCASE_BIN: no apt, no rebuild while ctest runs other
 # tests from it), into a scratch directory. Passes when the demo does (it exits non-zero unless
 # leaky is judged LEAK and fixed BOUNDED) and leaves the chart and the diagnosis behind.
