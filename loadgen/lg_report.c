@@ -283,6 +283,8 @@ void lg_verdict_write_json_fields(FILE *f, const struct lg_verdict *v)
     json_number(f, v->sample_period);
     fputs(", \"growth_bytes\": ", f);
     json_number(f, v->growth_bytes);
+    fputs(", \"load_bytes\": ", f);
+    json_number(f, v->load_bytes);
     fputs(", \"noise_bytes\": ", f);
     json_number(f, v->noise_bytes);
     fputs(", \"z\": ", f);

@@ -63,6 +63,26 @@ static double ls_slope(const double *xs, const double *ys, size_t k)
     return sxx > 0 ? sxy / sxx : 0;
 }
 
+/* Requests completed by time t, linear between the points' cumulative counts. */
+static double requests_at(const struct lg_verdict_point *p, size_t n, double t)
+{
+    if (t <= p[0].t_s)
+        return p[0].requests;
+    if (t >= p[n - 1].t_s)
+        return p[n - 1].requests;
+    size_t lo = 0, hi = n - 1; /* p[lo].t_s <= t < p[hi].t_s */
+    while (hi - lo > 1) {
+        size_t mid = (lo + hi) / 2;
+        if (p[mid].t_s <= t)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    double span = p[hi].t_s - p[lo].t_s;
+    double f = span > 0 ? (t - p[lo].t_s) / span : 0;
+    return p[lo].requests + f * (p[hi].requests - p[lo].requests);
+}
+
 /* Round a "run longer" figure up to whole seconds, at least one profile interval. */
 static double more_seconds(double s, double dt)
 {
@@ -104,7 +124,7 @@ static void per_request(const struct lg_verdict_point *p, size_t first, size_t n
  * Judge the envelope of points [first, n): cut at the indices in cut[0..ncut) (each the first
  * point after a drop; cut[0] == first), or, with ncut == 0, every point its own period (the
  * window is then the second half of the run: a longer run adds half its time to it). scratch
- * holds 5 * n doubles.
+ * holds 6 * n doubles.
  */
 static void judge_envelope(const struct lg_verdict_point *p, size_t first, size_t n,
                            const size_t *cut, size_t ncut, double P, double dt, double *scratch,
@@ -191,7 +211,35 @@ static void judge_envelope(const struct lg_verdict_point *p, size_t first, size_
      * value, drawn afresh each period as the two clocks and their jitter move, so the fitted
      * line carries about step / sqrt(periods) of it. */
     double sigma2 = P * fmax(level, 0);
-    double noise = sqrt(2 * sigma2 + step * step / (double)(ntr ? ntr : 1));
+    double noise2 = 2 * sigma2 + step * step / (double)(ntr ? ntr : 1);
+    /* The load. A TTL store holds the requests of its entries' lifetime L (about the fill-up
+     * before the first drop), so when the load generator falls behind or catches up the level
+     * follows: k * (requests in (t - L, t]) with k = level / their mean. That part of the
+     * envelope's slope is taken out, and a quarter of it counts as noise (k is approximate). */
+    double load = 0;
+    if (ncut > 0) {
+        double life = p[cut[0]].t_s - p[0].t_s - (v->period_s > 0 ? v->period_s / 2 : 0);
+        double *c = scratch + 4 * n, *cp = scratch + 5 * n, cmean = 0;
+        for (size_t i = 0; life >= dt && i < ntr + npk; i++) {
+            double t = i < ntr ? tt[i] : pt[i - ntr];
+            double got = requests_at(p, n, t) - requests_at(p, n, t - life);
+            if (i < ntr)
+                c[i] = got;
+            else
+                cp[i - ntr] = got;
+            cmean += got / (double)(ntr + npk);
+        }
+        if (life >= dt && cmean > 0) {
+            double b_c =
+                (ls_slope(tt, c, ntr) + (npk >= 2 ? ls_slope(pt, cp, npk) : ls_slope(tt, c, ntr))) /
+                2;
+            load = level / cmean * b_c * w;
+        }
+    }
+    v->load_bytes = load;
+    v->growth_bytes -= load;
+    noise2 += pow(LG_VERDICT_LOAD_DOUBT * load, 2);
+    double noise = sqrt(noise2);
     v->noise_bytes = fmax(noise, LG_VERDICT_NOISE_FLOOR * fabs(level));
     v->z = v->noise_bytes > 0 ? v->growth_bytes / v->noise_bytes : 0;
     v->reason = LG_VERDICT_ENVELOPE;
@@ -243,7 +291,7 @@ enum lg_verdict_kind lg_verdict_compute(const struct lg_verdict_point *p, size_t
         v->more_s = LG_VERDICT_MIN_PROFILES;
         return v->kind;
     }
-    double *scratch = malloc(5 * n * sizeof(*scratch));
+    double *scratch = malloc(6 * n * sizeof(*scratch));
     size_t *cut = malloc(n * sizeof(*cut));
     if (scratch == NULL || cut == NULL) {
         free(scratch);
@@ -409,17 +457,24 @@ void lg_verdict_reason_text(char *buf, size_t len, const struct lg_verdict *v)
     else
         snprintf(shape, sizeof(shape), "%s -> %s over the second half of the run (%s)", a, b,
                  sweeps);
+    char ge[96]; /* the growth, and what the load explained when that matters */
+    snprintf(ge, sizeof(ge), "%s", g);
+    if (fabs(v->load_bytes) >= 0.1 * v->noise_bytes) {
+        char load[32];
+        lg_format_bytes(load, sizeof(load), v->load_bytes, 1);
+        snprintf(ge, sizeof(ge), "%s (and %s that followed the load)", g, load);
+    }
     char lo[32], hi[32];
     lg_format_bytes(lo, sizeof(lo), v->min_bytes, 0);
     lg_format_bytes(hi, sizeof(hi), v->max_bytes, 0);
     if (v->kind == LG_VERDICT_LEAK)
         snprintf(buf, len, "in-use grows %s/s over %.1f s: %s, %s = %.1fx the noise of %s%s", slope,
-                 v->window_s, shape, g, v->z, noise, per);
+                 v->window_s, shape, ge, v->z, noise, per);
     else if (v->kind == LG_VERDICT_BOUNDED)
         snprintf(buf, len,
                  "in-use stayed within %s - %s over %.1f s: %s, %s = %.1fx the noise of %s, "
                  "inside it",
-                 lo, hi, v->window_s, shape, g, v->z, noise);
+                 lo, hi, v->window_s, shape, ge, v->z, noise);
     else if (v->reason == LG_VERDICT_NEVER_FELL)
         snprintf(buf, len,
                  "in-use never fell and rose %s over %.1f s, inside the noise of %s: run at "
@@ -429,5 +484,5 @@ void lg_verdict_reason_text(char *buf, size_t len, const struct lg_verdict *v)
         snprintf(buf, len,
                  "in-use moved %s over %.1f s: %s, %.1fx the noise of %s, neither inside it nor "
                  "clearly beyond; run at least %.0f s more",
-                 g, v->window_s, shape, v->z, noise, v->more_s);
+                 ge, v->window_s, shape, v->z, noise, v->more_s);
 }

@@ -31,9 +31,15 @@
  *     was filling up) and is cut into periods at the drops. Per whole period, the trough (the
  *     minimum) and the peak (the maximum); the trough after the last drop too. Growth G is the
  *     least-squares slope of the troughs and of the peaks, averaged, times the window's span.
+ *     A store holds the requests of its entries' lifetime (about the fill-up before the first
+ *     drop): the part of G that follows the load (requests per lifetime at each trough and
+ *     peak, from the `requests` column, times the level per request) is taken out of G, and
+ *     LG_VERDICT_LOAD_DOUBT of it is added to the noise. A load generator that falls behind and
+ *     catches up on a starved machine moves the level that way.
  *     Its noise N combines the level error at each end of the window, sqrt(2) * sqrt(P * peak
- *     level), the phase error, one median rising step, and a floor of LG_VERDICT_NOISE_FLOOR of
- *     the level (allocator and rate jitter, exact figures). z = G / N.
+ *     level), the phase error, one median rising step divided by the square root of the number
+ *     of troughs, and a floor of LG_VERDICT_NOISE_FLOOR of the level (allocator jitter, exact
+ *     figures). z = G / N.
  *     LEAK when z >= LG_VERDICT_Z_LEAK and G >= LG_VERDICT_MIN_REL_GROWTH of the level;
  *     BOUNDED when z <= LG_VERDICT_Z_BOUNDED; UNDECIDED in between, or with fewer than
  *     LG_VERDICT_MIN_PERIODS whole periods in the window.
@@ -72,6 +78,7 @@
 #define LG_VERDICT_Z_MONOTONE     3.0   /* a staircase's growth / its counting noise: LEAK */
 #define LG_VERDICT_MONO_FALLS     0.1   /* a staircase's falls add up to at most this of rises */
 #define LG_VERDICT_MIN_REL_GROWTH 0.01  /* LEAK needs growth of at least this of the level */
+#define LG_VERDICT_LOAD_DOUBT     0.25  /* of the load's share of the growth: its noise */
 
 struct lg_verdict_point {
     double t_s;           /* elapsed seconds when the profile was taken */
@@ -107,14 +114,15 @@ struct lg_verdict {
     double level_bytes;               /* mean of the peaks (the level the noise is taken at) */
     double sample_period;             /* median over the window */
     double noise_bytes;               /* N */
-    double growth_bytes;              /* G over the window */
-    double z;                         /* G / N (staircase: G / its counting noise) */
-    double slope_bytes_per_s;         /* G / window_s */
-    double bytes_per_request;         /* G / requests served in the window (0 if none) */
-    double rises, falls;              /* sums over successive points of the window */
-    double more_s;                    /* UNDECIDED: run at least this many seconds more */
-    int never_fell;                   /* no point below its predecessor in the whole series */
-    int by_points;                    /* the envelope was every point of the run's second half */
+    double growth_bytes;              /* G over the window, less the load's share */
+    double load_bytes;        /* the load's share: the level follows the requests per lifetime */
+    double z;                 /* G / N (staircase: G / its counting noise) */
+    double slope_bytes_per_s; /* G / window_s */
+    double bytes_per_request; /* G / requests served in the window (0 if none) */
+    double rises, falls;      /* sums over successive points of the window */
+    double more_s;            /* UNDECIDED: run at least this many seconds more */
+    int never_fell;           /* no point below its predecessor in the whole series */
+    int by_points;            /* the envelope was every point of the run's second half */
 };
 
 /* Judge n points in time order. Always fills *out; returns out->kind. */
