@@ -43,7 +43,8 @@ if [ -n "${LEAKCASE_BIN:-}" ]; then
     done
 else
     # shellcheck disable=SC2086 # word lists
-    lc_ensure_packages $LC_BUILD_PACKAGES curl gnuplot-nox golang-go || die "cannot install packages"
+    lc_ensure_packages $LC_BUILD_PACKAGES curl gnuplot-nox golang-go golang-github-google-pprof-dev ||
+        die "cannot install packages"
     build_dir=${BUILD_DIR:-$LC_ROOT/build}
     step "building leaky, fixed and loadgen in $build_dir"
     cmake -S "$LC_ROOT" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
@@ -112,6 +113,15 @@ if command -v go >/dev/null 2>&1; then
 else
     echo "\$ loadgen diff $first $last      (Go is not installed: the same table without it)"
     "$bin/loadgen" diff "$first" "$last" | sed 's/^/    /' || die "loadgen diff failed"
+fi
+
+# The annotated source needs the standalone pprof (Go 1.19's bundled one shows an empty Source
+# view for our binaries): built once, offline, from Debian's sources (see README).
+if [ -z "${LEAKCASE_BIN:-}" ] && command -v go >/dev/null 2>&1 &&
+    pprof=$(lc_pprof "$build_dir/tools" 2>/dev/null); then
+    echo
+    echo "annotated source in a browser: $pprof -http=127.0.0.1:8081 $last"
+    echo "    then open http://127.0.0.1:8081/ui/source?f=store_put"
 fi
 
 case "$leaky_verdict" in "verdict: LEAK"*) ;; *) die "expected leaky to LEAK: '$leaky_verdict'" ;; esac
