@@ -109,9 +109,8 @@ const char *hprof_env_get(const char *name)
     return NULL;
 }
 
-void hprof_log(const char *fmt, ...)
+void hprof_log_tag(char *buf, size_t len)
 {
-    char line[HPROF_LOG_MAX];
     char comm[32] = "?";
     int fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
@@ -122,7 +121,15 @@ void hprof_log(const char *fmt, ...)
             comm[strcspn(comm, "\n")] = '\0';
         }
     }
-    int head = snprintf(line, sizeof(line), "heapprof[%ld %s]: ", (long)getpid(), comm);
+    snprintf(buf, len, "heapprof[%ld %s]", (long)getpid(), comm);
+}
+
+void hprof_log(const char *fmt, ...)
+{
+    char line[HPROF_LOG_MAX];
+    char tag[64];
+    hprof_log_tag(tag, sizeof(tag));
+    int head = snprintf(line, sizeof(line), "%s: ", tag);
     if (head < 0 || (size_t)head >= sizeof(line))
         return;
     va_list ap;

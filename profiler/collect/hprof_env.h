@@ -18,9 +18,15 @@
 #ifndef HPROF_ENV_H
 #define HPROF_ENV_H
 
+#include <stddef.h>
+
 /* The captured value of a HEAPPROF_* variable, "%p" replaced by the PID, or NULL when it was
  * unset or empty. The string lives as long as the process. */
 const char *hprof_env_get(const char *name);
+
+/* "heapprof[PID COMM]" of the calling process into buf (for messages printed by others, e.g. an
+ * HTTP server's name). */
+void hprof_log_tag(char *buf, size_t len);
 
 /* Print "heapprof[PID COMM]: " + the formatted message (which ends with "\n") on stderr. */
 __attribute__((format(printf, 1, 2))) void hprof_log(const char *fmt, ...);

@@ -18,6 +18,7 @@
  * The creating stack (for on_create) is walked with unw_backtrace only when some hook has an
  * on_create: a program nobody profiles for threadcreate pays one atomic load per thread.
  */
+#include "hprof_env.h"
 #include "hprof_tcreate.h"
 
 #include <dlfcn.h>
@@ -116,7 +117,7 @@ int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*routin
     pthread_create_fn real = real_pthread_create();
     if (real == NULL) {
         /* No later pthread_create in the process: nothing this call could do. */
-        fprintf(stderr, "heapprof: pthread_create: cannot find glibc's own (dlsym)\n");
+        hprof_log("pthread_create: cannot find glibc's own (dlsym)\n");
         return EAGAIN;
     }
     hprof_internal_enter();

@@ -154,7 +154,10 @@ static void start_server(const char *spec)
         hprof_log("HEAPPROF_HTTP: %s; the debug endpoints are off\n", err);
         goto fail;
     }
-    struct lc_http_options opt = {.name = "heapprof: /debug",
+    char name[96]; /* lc_http's messages then read "heapprof[PID COMM]: /debug: ..." */
+    hprof_log_tag(name, sizeof(name) - 8);
+    strcat(name, ": /debug");
+    struct lc_http_options opt = {.name = name,
                                   .header_timeout_ns = LC_HTTP_DEFAULT_HEADER_TIMEOUT_NS,
                                   .idle_timeout_ns = HPROF_IDLE_SECONDS * LC_NS_PER_SEC,
                                   .max_body_bytes = HPROF_MAX_BODY,
