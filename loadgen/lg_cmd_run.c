@@ -34,16 +34,18 @@
 #include "lg_url.h"
 #include "lg_verdict.h"
 
-#define LG_DEFAULT_RATE        1000 /* req/s */
-#define LG_DEFAULT_DURATION_NS (10 * LC_NS_PER_SEC)
-#define LG_DEFAULT_CONNECTIONS 16
-#define LG_DEFAULT_TIMEOUT_NS  (5 * LC_NS_PER_SEC)
-#define LG_DEFAULT_PROFILE_NS  (2 * LC_NS_PER_SEC)
-#define LG_PROBE_TIMEOUT_NS    (2 * LC_NS_PER_SEC)
-#define LG_MAX_CONNECTIONS     100000
-#define LG_MAX_THREADS         256
-#define LG_MAX_RATE            100000000 /* req/s: beyond any machine, a typo guard */
-#define LG_MAX_BODY_BYTES      (64u << 20)
+#define LG_DEFAULT_RATE         1000 /* req/s */
+#define LG_DEFAULT_DURATION_NS  (10 * LC_NS_PER_SEC)
+#define LG_DEFAULT_CONNECTIONS  16
+#define LG_DEFAULT_TIMEOUT_NS   (5 * LC_NS_PER_SEC)
+#define LG_DEFAULT_PROFILE_NS   (2 * LC_NS_PER_SEC)
+#define LG_PROBE_TIMEOUT_NS     (2 * LC_NS_PER_SEC)
+#define LG_MAX_CONNECTIONS      10000 /* more would flood the target's fds before measuring it */
+#define LG_MAX_CONNECTIONS_TEXT "10000"
+#define LG_EXIT_FAILED_REQUESTS 4 /* requests failed beyond --max-error-rate */
+#define LG_MAX_THREADS          256
+#define LG_MAX_RATE             100000000 /* req/s: beyond any machine, a typo guard */
+#define LG_MAX_BODY_BYTES       (64u << 20)
 
 struct options {
     const char *url_text, *profile_url_text, *out_dir, *label, *method;
@@ -54,6 +56,7 @@ struct options {
     char *body;
     size_t body_len;
     bool fail_on_leak;
+    double max_error_pct; /* failed requests above this share of those due: exit 4 */
 };
 
 struct run {
@@ -100,7 +103,9 @@ static void usage(FILE *f)
         "  --out DIR            write timeline.csv, profiles.csv, heap-NNNN.pb.gz, report.json\n"
         "  --label NAME         name of this run in report.json and plots (default: DIR's name)\n"
         "  --fail-on-leak       exit 1 on a LEAK verdict and 3 on UNDECIDED (after writing all\n"
-        "                       files): a leak gate for CI\n",
+        "                       files): a leak gate for CI\n"
+        "  --max-error-rate P   exit 4 when more than P%% of the requests sent failed (errors,\n"
+        "                       or no response by the end), or when none succeeded (default 1)\n",
         LG_DEFAULT_RATE, LG_DEFAULT_CONNECTIONS);
 }
 
@@ -153,28 +158,32 @@ static int parse_args(int argc, char **argv, struct options *o)
         O_PEVERY,
         O_OUT,
         O_LABEL,
-        O_FAIL_ON_LEAK
+        O_FAIL_ON_LEAK,
+        O_MAX_ERROR_RATE
     };
-    static const struct option options[] = {{"url", required_argument, NULL, O_URL},
-                                            {"rate", required_argument, NULL, O_RATE},
-                                            {"duration", required_argument, NULL, O_DURATION},
-                                            {"connections", required_argument, NULL, O_CONNS},
-                                            {"threads", required_argument, NULL, O_THREADS},
-                                            {"method", required_argument, NULL, O_METHOD},
-                                            {"body", required_argument, NULL, O_BODY},
-                                            {"timeout", required_argument, NULL, O_TIMEOUT},
-                                            {"profile-url", required_argument, NULL, O_PURL},
-                                            {"profile-every", required_argument, NULL, O_PEVERY},
-                                            {"out", required_argument, NULL, O_OUT},
-                                            {"label", required_argument, NULL, O_LABEL},
-                                            {"fail-on-leak", no_argument, NULL, O_FAIL_ON_LEAK},
-                                            {"help", no_argument, NULL, 'h'},
-                                            {NULL, 0, NULL, 0}};
+    static const struct option options[] = {
+        {"url", required_argument, NULL, O_URL},
+        {"rate", required_argument, NULL, O_RATE},
+        {"duration", required_argument, NULL, O_DURATION},
+        {"connections", required_argument, NULL, O_CONNS},
+        {"threads", required_argument, NULL, O_THREADS},
+        {"method", required_argument, NULL, O_METHOD},
+        {"body", required_argument, NULL, O_BODY},
+        {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"profile-url", required_argument, NULL, O_PURL},
+        {"profile-every", required_argument, NULL, O_PEVERY},
+        {"out", required_argument, NULL, O_OUT},
+        {"label", required_argument, NULL, O_LABEL},
+        {"fail-on-leak", no_argument, NULL, O_FAIL_ON_LEAK},
+        {"max-error-rate", required_argument, NULL, O_MAX_ERROR_RATE},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     o->rate = LG_DEFAULT_RATE;
     o->duration_ns = LG_DEFAULT_DURATION_NS;
     o->timeout_ns = LG_DEFAULT_TIMEOUT_NS;
     o->profile_every_ns = LG_DEFAULT_PROFILE_NS;
     o->connections = LG_DEFAULT_CONNECTIONS;
+    o->max_error_pct = 1.0;
     o->threads = 1;
     o->method = "GET";
     int opt, rc;
@@ -207,7 +216,9 @@ static int parse_args(int argc, char **argv, struct options *o)
             break;
         case O_CONNS:
             if (lc_parse_u64(optarg, 1, LG_MAX_CONNECTIONS, &n) != 0)
-                return usage_error("--connections: \"%s\" is not in 1..100000%s", optarg, "");
+                return usage_error("--connections: \"%s\" is not in 1..%s (each is a socket and "
+                                   "a share of the target's fds)",
+                                   optarg, LG_MAX_CONNECTIONS_TEXT);
             o->connections = (unsigned)n;
             break;
         case O_THREADS:
@@ -244,6 +255,17 @@ static int parse_args(int argc, char **argv, struct options *o)
         case O_FAIL_ON_LEAK:
             o->fail_on_leak = true;
             break;
+        case O_MAX_ERROR_RATE: {
+            char *end = NULL;
+            errno = 0;
+            double pct = strtod(optarg, &end);
+            if (errno != 0 || end == optarg || (*end != '\0' && strcmp(end, "%") != 0) ||
+                !(pct >= 0 && pct <= 100))
+                return usage_error("--max-error-rate: \"%s\" is not a percentage in 0..100%s",
+                                   optarg, "");
+            o->max_error_pct = pct;
+            break;
+        }
         case 'h':
             usage(stdout);
             exit(0);
@@ -671,6 +693,24 @@ int lg_cmd_run(int argc, char **argv)
         lg_diff_free(&growth);
     if (r.fatal)
         fprintf(stderr, "loadgen: %s\n", r.fatal_msg);
+    /* Requests that did not succeed: errors of every kind (a non-2xx response is one), and those
+     * still without a response when the run ended. */
+    uint64_t ok = counts.requests - counts.error[LG_ERR_STATUS];
+    uint64_t failed = counts.errors + counts.unfinished;
+    double failed_pct = ok + failed > 0 ? 100.0 * (double)failed / (double)(ok + failed) : 0;
+    if (status == 0 && (ok == 0 || failed_pct > o.max_error_pct)) {
+        if (ok == 0)
+            fprintf(stderr,
+                    "loadgen: no request succeeded (%" PRIu64 " failed): see the errors "
+                    "above\n",
+                    failed);
+        else
+            fprintf(stderr,
+                    "loadgen: %" PRIu64 " of %" PRIu64 " requests failed (%.2f%%), above "
+                    "--max-error-rate %.2f%%\n",
+                    failed, ok + failed, failed_pct, o.max_error_pct);
+        status = LG_EXIT_FAILED_REQUESTS;
+    }
     if (o.fail_on_leak)
         verdict_status =
             lg_verdict_exit_status(r.profiles != NULL ? verdict.kind : LG_VERDICT_UNDECIDED);

@@ -12,7 +12,9 @@
 #include <string.h>
 #include <zlib.h>
 
-#define PCODEC_MAX_RAW_BYTES  (512u << 20) /* bytes: a decompressed profile larger is refused */
+/* bytes: a profile that decompresses to more is refused before more is allocated (a gzip bomb
+ * of 1 MB can expand to 1 GiB); the largest real heap profile we have seen is a few MiB. */
+#define PCODEC_MAX_RAW_BYTES  (64u << 20)
 #define PCODEC_MAX_FILE_BYTES (256u << 20)
 
 static void set_err(char *err, size_t errlen, const char *msg)
@@ -21,14 +23,17 @@ static void set_err(char *err, size_t errlen, const char *msg)
         snprintf(err, errlen, "%s", msg);
 }
 
-/* Inflate a gzip stream into a new buffer. */
+/* Inflate a gzip stream into a new buffer of at most PCODEC_MAX_RAW_BYTES. Returns 0, -1 (not
+ * gzip, or truncated) or -2 (larger than the cap: stopped there). */
 static int gunzip(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len)
 {
+    int status = -1;
     z_stream zs;
     memset(&zs, 0, sizeof(zs));
     if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK)
         return -1;
-    size_t cap = in_len * 4 + 4096, len = 0;
+    size_t cap = in_len < PCODEC_MAX_RAW_BYTES / 4 ? in_len * 4 + 4096 : PCODEC_MAX_RAW_BYTES;
+    size_t len = 0;
     uint8_t *buf = malloc(cap);
     if (buf == NULL)
         goto err;
@@ -36,9 +41,11 @@ static int gunzip(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_l
     zs.avail_in = (uInt)in_len;
     for (;;) {
         if (len == cap) {
-            if (cap >= PCODEC_MAX_RAW_BYTES)
+            if (cap >= PCODEC_MAX_RAW_BYTES) {
+                status = -2;
                 goto err;
-            cap *= 2;
+            }
+            cap = cap * 2 < PCODEC_MAX_RAW_BYTES ? cap * 2 : PCODEC_MAX_RAW_BYTES;
             uint8_t *bigger = realloc(buf, cap);
             if (bigger == NULL)
                 goto err;
@@ -62,7 +69,7 @@ static int gunzip(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_l
 err:
     inflateEnd(&zs);
     free(buf);
-    return -1;
+    return status;
 }
 
 pcodec_profile *pcodec_decode(const void *data, size_t len, char *err, size_t errlen)
@@ -71,7 +78,15 @@ pcodec_profile *pcodec_decode(const void *data, size_t len, char *err, size_t er
     uint8_t *raw = NULL;
     size_t raw_len = len;
     if (len >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b) {
-        if (gunzip(bytes, len, &raw, &raw_len) != 0) {
+        int rc = gunzip(bytes, len, &raw, &raw_len);
+        if (rc == -2) {
+            char msg[128];
+            snprintf(msg, sizeof(msg), "decompresses to more than %u MiB: refused (a gzip bomb?)",
+                     PCODEC_MAX_RAW_BYTES >> 20);
+            set_err(err, errlen, msg);
+            return NULL;
+        }
+        if (rc != 0) {
             set_err(err, errlen, "not a valid gzip stream");
             return NULL;
         }
@@ -203,9 +218,11 @@ int64_t pcodec_total(const pcodec_profile *profile, const char *type_name)
     int index = pcodec_sample_index(profile, type_name);
     if (index < 0)
         return 0;
+    /* Saturating: a crafted profile's values must not overflow (undefined behaviour). */
     int64_t total = 0;
     for (size_t i = 0; i < profile->n_sample; i++)
-        if ((size_t)index < profile->sample[i]->n_value)
-            total += profile->sample[i]->value[index];
+        if ((size_t)index < profile->sample[i]->n_value &&
+            __builtin_add_overflow(total, profile->sample[i]->value[index], &total))
+            total = profile->sample[i]->value[index] < 0 ? INT64_MIN : INT64_MAX;
     return total;
 }

@@ -34,7 +34,8 @@ const char *pcodec_string(const pcodec_profile *profile, int64_t i);
 /* Index of the sample type named type_name (e.g. "inuse_space"), or -1. */
 int pcodec_sample_index(const pcodec_profile *profile, const char *type_name);
 
-/* Sum of one sample value over all samples (e.g. total inuse_space); 0 if the type is absent. */
+/* Sum of one sample value over all samples (e.g. total inuse_space); 0 if the type is absent;
+ * saturates at INT64_MIN/INT64_MAX on a crafted profile rather than overflow. */
 int64_t pcodec_total(const pcodec_profile *profile, const char *type_name);
 
 #endif
