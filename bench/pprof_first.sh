@@ -77,7 +77,7 @@ time.sleep(60)' >"$LC_TMP/py.out" 2>"$err" &
     done
     # python3 may print more than one "listening" line (children it starts inherit LD_PRELOAD):
     # take the first listener that answers and says it is this PID's.
-    for u in $(sed -n 's#^heapprof: listening /debug \(http://.*\)$#\1#p' "$err"); do
+    for u in $(sed -n 's#^heapprof[^:]*: listening /debug \(http://.*\)$#\1#p' "$err"); do
         if curl -s --max-time 5 "$u/debug/pprof/cmdline" | tr '\0' ' ' | grep -q "import json"; then
             url=$u
             break
