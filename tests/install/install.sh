@@ -29,6 +29,8 @@ export PKG_CONFIG_PATH=$libdir/pkgconfig
     lc_fail "heapprof.pc's version is not the programs' version"
 
 cc=${CC:-cc}
+# The build's sanitizer, if any (the installed libraries need its runtime).
+cc="$cc${LEAKCASE_SANITIZE:+ -fsanitize=$LEAKCASE_SANITIZE}"
 # shellcheck disable=SC2046 # pkg-config prints words
 $cc -O1 -g -o "$LC_TMP/outside_shared" "$(dirname "$0")/outside.c" \
     $(pkg-config --cflags --libs heapprof) -Wl,-rpath,"$libdir" 2>"$LC_TMP/cc.err" ||
