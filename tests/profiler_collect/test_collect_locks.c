@@ -75,13 +75,18 @@ static void totals(enum hprof_lock_profile profile, const char *start, const cha
 
 /* ---- one long hold, one waiter ---- */
 
+/* The holder keeps the lock until the waiter is asleep on it (glibc's lock word says 2), then
+ * HOLD_NS more: the waiter waits at least HOLD_NS however late the scheduler runs it. `holding`
+ * goes 0 -> 1 -> 2 and never back, so a main thread that looks late still sees it set. */
 HOLDER_TEXT static void holder_holds_mutex(void)
 {
     pthread_mutex_lock(&mutex);
     atomic_store(&holding, 1);
+    while (mutex.__data.__lock != 2)
+        sched_yield();
     sleep_ns(HOLD_NS);
     pthread_mutex_unlock(&mutex);
-    atomic_store(&holding, 0); /* after the unlock: no tail call, this frame stays on the stack */
+    atomic_store(&holding, 2); /* after the unlock: no tail call, this frame stays on the stack */
 }
 
 static void *holder_thread(void *arg)
@@ -298,13 +303,17 @@ static void test_profiler_locks_never_appear(void **state)
     assert_int_equal(after.block_samples, before.block_samples);
 }
 
+/* As holder_holds_mutex: a reader has registered in glibc's reader count (bits 3 and up of
+ * __readers) and waits for the write phase to end before the HOLD_NS start. */
 HOLDER_TEXT static void holder_holds_rwlock(void)
 {
     pthread_rwlock_wrlock(&rwlock);
     atomic_store(&holding, 1);
+    while ((__atomic_load_n(&rwlock.__data.__readers, __ATOMIC_ACQUIRE) >> 3) == 0)
+        sched_yield();
     sleep_ns(HOLD_NS);
     pthread_rwlock_unlock(&rwlock);
-    atomic_store(&holding, 0);
+    atomic_store(&holding, 2);
 }
 
 static void *rw_holder_thread(void *arg)
