@@ -16,7 +16,8 @@
  * later. When PROG ends, the launcher reads the newest PREFIX.NNNN.pb.gz of PROG (written by the
  * profiler's exit handler) with pcodec, ranks functions by in-use bytes with lg_diff (the
  * `pprof -top` of loadgen diff) and prints, on stderr, where the profiles are, what was in use
- * at exit, the peak RSS (wait4's rusage) and the top 5 functions.
+ * at exit and its peak (the profile's comment peak_inuse_bytes=N, the profiler's running estimate
+ * on its sampled paths), the peak RSS (wait4's rusage) and the top 5 functions.
  *
  * Exit status: PROG's; 128+N when PROG died of signal N (as shells report it); 125 when the
  * launcher itself fails (bad flag, no libheapprof.so), 126 when PROG cannot be executed, 127
@@ -336,6 +337,24 @@ static void find_profiles(const char *prefix, time_t since, struct found *f)
     closedir(d);
 }
 
+/* The peak of the in-use estimate since start, from the profile's comment
+ * "peak_inuse_bytes=N" (written by the profiler with every heap profile); -1 if absent. */
+static int64_t profile_peak(const pcodec_profile *p)
+{
+    static const char key[] = "peak_inuse_bytes=";
+    for (size_t i = 0; i < p->n_comment; i++) {
+        const char *c = pcodec_string(p, p->comment[i]);
+        if (strncmp(c, key, sizeof(key) - 1) != 0)
+            continue;
+        char *end;
+        errno = 0;
+        long long v = strtoll(c + sizeof(key) - 1, &end, 10);
+        if (end != c + sizeof(key) - 1 && *end == '\0' && errno == 0 && v >= 0)
+            return v;
+    }
+    return -1;
+}
+
 static void summarize(const char *tag, const char *prefix, time_t since, bool signaled,
                       bool children)
 {
@@ -354,14 +373,20 @@ static void summarize(const char *tag, const char *prefix, time_t since, bool si
         pcodec_free(p);
         return;
     }
-    char inuse[32], rate[32];
+    char inuse[32], rate[32], peak[48] = "";
     lg_format_bytes(inuse, sizeof(inuse), (double)top.total_bytes, 0);
     lg_format_bytes(rate, sizeof(rate), (double)p->period, 0);
+    int64_t peak_bytes = profile_peak(p);
+    if (peak_bytes >= 0) {
+        memcpy(peak, "; peak ", 8);
+        lg_format_bytes(peak + 7, sizeof(peak) - 7, (double)peak_bytes, 0);
+    }
     if (p->period <= 0)
         fprintf(stderr, "%s: sampling was off (--rate 0): no heap figures\n", tag);
     else
-        fprintf(stderr, "%s: in use %s: %s in %" PRId64 " objects (estimated, a sample every %s)\n",
-                tag, signaled ? "at the last profile" : "at exit", inuse, top.total_objects, rate);
+        fprintf(stderr,
+                "%s: in use %s: %s in %" PRId64 " objects%s (estimated, a sample every %s)\n", tag,
+                signaled ? "at the last profile" : "at exit", inuse, top.total_objects, peak, rate);
     size_t shown = 0;
     for (size_t i = 0; i < top.n && shown < HEAPPROF_TOP; i++) {
         const struct lg_diff_entry *e = &top.entries[i];

@@ -43,6 +43,7 @@ struct hprof_totals {
     uint64_t rate;
     double inuse_bytes, inuse_objects;
     double alloc_bytes, alloc_objects;
+    double peak_inuse_bytes; /* highest in-use estimate since start (sampled paths' running sum) */
     uint64_t samples_live;   /* sampled blocks not yet freed */
     uint64_t buckets;        /* distinct (stack, size) pairs */
     uint64_t overhead_bytes; /* the profiler's own allocations (tables, symbols, encoders) */

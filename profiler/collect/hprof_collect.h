@@ -59,6 +59,7 @@ struct hprof_tbucket {
     uint64_t hash;
     uint64_t size;           /* bytes per allocation: part of the key */
     double weight;           /* of each sample of this bucket */
+    int64_t wbytes;          /* weight x size, rounded: a sample's share of the running in-use */
     _Atomic uint64_t allocs; /* samples recorded */
     _Atomic uint64_t frees;  /* samples retired (free, realloc); never more than allocs */
     uint32_t depth;
@@ -74,15 +75,38 @@ int hprof_table_init(uint64_t rate);
  * NULL when the table is not initialised or memory is exhausted. */
 struct hprof_tbucket *hprof_table_intern(const uintptr_t *pcs, int depth, uint64_t size);
 
+/* The running estimate of in-use bytes and its peak, kept on the sampled paths only (a sampled
+ * allocation adds its bucket's unbiased bytes, weight x size, rounded once per bucket; the free
+ * of a sampled block subtracts the same), so the unsampled fast path pays nothing. Relaxed: the
+ * running sum may be momentarily stale across threads, and the peak is the largest value one
+ * thread saw after its own add, an estimate like every other figure of a sampled profile. */
+extern _Atomic int64_t hprof_table_inuse_run;
+extern _Atomic int64_t hprof_table_inuse_peak;
+
 static inline void hprof_table_count_alloc(struct hprof_tbucket *b)
 {
     atomic_fetch_add_explicit(&b->allocs, 1, memory_order_relaxed);
+    int64_t now =
+        atomic_fetch_add_explicit(&hprof_table_inuse_run, b->wbytes, memory_order_relaxed) +
+        b->wbytes;
+    int64_t peak = atomic_load_explicit(&hprof_table_inuse_peak, memory_order_relaxed);
+    while (now > peak &&
+           !atomic_compare_exchange_weak_explicit(&hprof_table_inuse_peak, &peak, now,
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+    }
 }
 
 /* Release: a snapshot that reads `frees` with acquire also sees the matching allocs. */
 static inline void hprof_table_count_free(struct hprof_tbucket *b)
 {
     atomic_fetch_add_explicit(&b->frees, 1, memory_order_release);
+    atomic_fetch_sub_explicit(&hprof_table_inuse_run, b->wbytes, memory_order_relaxed);
+}
+
+/* The peak of the running in-use estimate since start (bytes; 0 before any sample). */
+static inline int64_t hprof_table_peak_inuse(void)
+{
+    return atomic_load_explicit(&hprof_table_inuse_peak, memory_order_relaxed);
 }
 
 /* Copy the table into `out` (buckets allocated with malloc: callers in the interposed process

@@ -40,8 +40,9 @@ struct hprof_bucket {
 };
 
 struct hprof_snapshot {
-    int64_t time_ns; /* CLOCK_REALTIME when taken */
-    uint64_t rate;   /* mean bytes between samples; the profile's period */
+    int64_t time_ns;           /* CLOCK_REALTIME when taken */
+    uint64_t rate;             /* mean bytes between samples; the profile's period */
+    uint64_t peak_inuse_bytes; /* peak of the running in-use estimate since start; 0: unknown */
     size_t n_buckets;
     struct hprof_bucket *buckets; /* owned by the snapshot */
 };

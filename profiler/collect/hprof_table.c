@@ -50,6 +50,8 @@ static _Atomic(hprof_head *) hprof_heads;   /* HPROF_TABLE_HEADS chains; NULL un
 static _Atomic hprof_tbucket_ptr hprof_all; /* every bucket, newest first */
 static _Atomic size_t hprof_mapped;         /* bytes mmap'd by the table */
 static uint64_t hprof_table_rate;           /* set once by hprof_table_init */
+_Atomic int64_t hprof_table_inuse_run;      /* see hprof_collect.h */
+_Atomic int64_t hprof_table_inuse_peak;
 
 static pthread_mutex_t hprof_insert_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *hprof_arena_cur, *hprof_arena_end; /* guarded by hprof_insert_lock */
@@ -151,6 +153,8 @@ struct hprof_tbucket *hprof_table_intern(const uintptr_t *pcs, int depth, uint64
     b->hash = hash;
     b->size = size;
     b->weight = hprof_sample_weight(size, hprof_table_rate);
+    double wbytes = b->weight * (double)size; /* clamped: no single malloc gets near 2^62 */
+    b->wbytes = wbytes < 4.6e18 ? (int64_t)(wbytes + 0.5) : INT64_C(4600000000000000000);
     atomic_init(&b->allocs, 0);
     atomic_init(&b->frees, 0);
     b->depth = (uint32_t)depth;
@@ -177,6 +181,7 @@ int hprof_table_snapshot(struct hprof_snapshot *out)
     clock_gettime(CLOCK_REALTIME, &ts);
     out->time_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
     out->rate = hprof_table_rate;
+    out->peak_inuse_bytes = (uint64_t)hprof_table_peak_inuse();
     out->n_buckets = 0;
     out->buckets = NULL;
 
@@ -192,6 +197,7 @@ int hprof_table_snapshot(struct hprof_snapshot *out)
     if (copy == NULL)
         return -1;
     size_t i = 0;
+    double inuse = 0;
     for (struct hprof_tbucket *b = all; b != NULL && i < n; b = b->older, i++) {
         uint64_t allocs, live;
         hprof_read_counts(b, &allocs, &live);
@@ -203,7 +209,11 @@ int hprof_table_snapshot(struct hprof_snapshot *out)
         c->inuse_bytes = c->inuse_objects * (double)b->size;
         c->depth = (int)b->depth;
         memcpy(c->pcs, b->pcs, b->depth * sizeof(uintptr_t));
+        inuse += c->inuse_bytes;
     }
+    /* As in hprof_table_totals: never a peak below what the snapshot has in use. */
+    if ((double)out->peak_inuse_bytes < inuse && inuse < 1.8e19)
+        out->peak_inuse_bytes = (uint64_t)(inuse + 0.5);
     out->n_buckets = n;
     out->buckets = copy;
     return 0;
@@ -226,6 +236,11 @@ void hprof_table_totals(struct hprof_totals *out)
         out->samples_live += live;
         out->buckets++;
     }
+    /* The running sum and the snapshot's sum round differently and are read at different
+     * moments: the peak is never reported below what is in use now. */
+    out->peak_inuse_bytes = (double)hprof_table_peak_inuse();
+    if (out->peak_inuse_bytes < out->inuse_bytes)
+        out->peak_inuse_bytes = out->inuse_bytes;
 }
 
 size_t hprof_table_mapped_bytes(void)

@@ -36,8 +36,10 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -672,6 +674,13 @@ int hprof_pprof_encode_delta(const struct hprof_snapshot *snap, enum hprof_kind 
     if (kind == HPROF_ALLOCS)
         hprof_pb_default_type(b, "alloc_space");
     hprof_pb_times(b, snap->time_ns, duration_ns);
+    /* The peak since start, for readers such as the heapprof launcher's summary; a delta
+     * profile covers a window, which the peak since start does not describe. */
+    if (snap->peak_inuse_bytes > 0 && duration_ns == 0) {
+        char peak[48];
+        snprintf(peak, sizeof(peak), "peak_inuse_bytes=%" PRIu64, snap->peak_inuse_bytes);
+        hprof_pb_comment(b, peak);
+    }
     for (size_t i = 0; i < snap->n_buckets; i++) {
         const struct hprof_bucket *bucket = &snap->buckets[i];
         int64_t values[4] = {

@@ -295,6 +295,8 @@ static void emit_own(struct hprof_stat_sink *s)
                "Heap bytes in use, estimated from the samples (the heap profile's inuse_space).");
     hprof_stat(s, "inuse_objects", G, t.inuse_objects,
                "Heap objects in use, estimated from the samples.");
+    hprof_stat(s, "peak_inuse_bytes", G, t.peak_inuse_bytes,
+               "Highest heap bytes in use since start, estimated from the samples.");
     hprof_stat(s, "alloc_bytes_total", C, t.alloc_bytes,
                "Heap bytes allocated since start, estimated from the samples.");
     hprof_stat(s, "alloc_objects_total", C, t.alloc_objects,

@@ -9,6 +9,8 @@
 #     missing program, 125 for a bad flag; --help and --version;
 #  4. the summary: a program that keeps 20000 KiB blocks at exit (rate 4096): the in-use total
 #     within 10% of 19.53 MiB, hold_block on top with its file:line, and the profile named.
+#  5. the peak: 5 MiB kept, 30 MiB more allocated on top and freed (rate 4096): the summary
+#     says a peak within 10% of 35 MiB and in use at exit within 10% of 5 MiB.
 # usage: launcher.sh HEAPPROF KEEP_AT_EXIT
 set -u
 . "$(dirname "$0")/../lib.sh"
@@ -140,3 +142,20 @@ grep -q "^heapprof\[[0-9]* keep_at_exit\]: profile: $LC_TMP/keep.0000.pb.gz$" "$
     lc_fail "the summary does not name $LC_TMP/keep.0000.pb.gz"
 [ "$(head -c2 "$LC_TMP/keep.0000.pb.gz" | od -An -tx1 | tr -d ' ')" = 1f8b ] || lc_fail "not a gzip'd profile"
 echo "ok: the summary reports $value MiB in use, hold_block on top"
+
+# --- 5. the peak ----------------------------------------------------------------------------
+# 5120 KiB blocks kept, then 30720 more on top of them, freed before exit (rate 4096): the
+# summary's peak within 10% of 35 MiB, its in-use at exit within 10% of 5 MiB.
+s=0
+"$HP" --rate 4096 --file "$LC_TMP/peak" -- "$KEEP" 5120 0 30720 2>"$LC_TMP/peak.err" || s=$?
+[ "$s" = 0 ] || lc_fail "keep_at_exit 5120 0 30720: exit $s, want 0: $(cat "$LC_TMP/peak.err")"
+cat "$LC_TMP/peak.err"
+read -r inuse iunit peak punit < <(sed -n "s#^$tag: in use at exit: \([0-9.]*\) \([KMG]iB\) in [0-9]* objects; peak \([0-9.]*\) \([KMG]iB\) (estimated.*#\1 \2 \3 \4#p" "$LC_TMP/peak.err")
+[ "${iunit:-}" = MiB ] && [ "${punit:-}" = MiB ] || lc_fail "no in-use and peak line in MiB in the summary"
+awk -v v="$inuse" 'BEGIN { exit !(v > 5 * 0.9 && v < 5 * 1.1) }' ||
+    lc_fail "in use at exit $inuse MiB, want 5 MiB within 10%"
+awk -v v="$peak" 'BEGIN { exit !(v > 35 * 0.9 && v < 35 * 1.1) }' ||
+    lc_fail "peak $peak MiB, want 35 MiB within 10%"
+grep -q "^heapprof\[[0-9]* keep_at_exit\]: exited with status 0; peak RSS [0-9.]* MiB" "$LC_TMP/peak.err" ||
+    lc_fail "no exit line with the peak RSS"
+echo "ok: the summary reports $inuse MiB in use at exit and a peak of $peak MiB"

@@ -46,7 +46,7 @@ python3 - "$LC_TMP/m0.json" "$LC_TMP/m1.json" "$requests" "$(ls /proc/"$S_PID"/t
 import json, sys
 m0, m1 = (json.load(open(p)) for p in sys.argv[1:3])
 requests, threads = int(sys.argv[3]), int(sys.argv[4])
-keys = """sample_rate_bytes inuse_bytes inuse_objects alloc_bytes_total alloc_objects_total
+keys = """sample_rate_bytes inuse_bytes peak_inuse_bytes inuse_objects alloc_bytes_total alloc_objects_total
 samples_live buckets overhead_bytes symbol_cache_bytes glibc_inuse_bytes glibc_arena_bytes
 glibc_arena_inuse_bytes glibc_free_bytes glibc_mmap_bytes rss_bytes rss_peak_bytes
 virtual_bytes threads uptime_seconds store_entries store_bytes store_puts_total
@@ -68,6 +68,9 @@ assert abs(d_est / d_glibc - 1) <= 0.10, "estimate vs glibc"
 assert abs(d_est / d_store - 1) <= 0.10, "estimate vs store"
 assert m1["rss_bytes"] >= 0.9 * m1["store_bytes"]
 assert m1["rss_peak_bytes"] >= m1["rss_bytes"]
+for m in (m0, m1):
+    assert m["peak_inuse_bytes"] >= m["inuse_bytes"], (m["peak_inuse_bytes"], m["inuse_bytes"])
+assert m1["peak_inuse_bytes"] >= m0["peak_inuse_bytes"]
 assert m1["threads"] == threads, (m1["threads"], threads)
 assert 3 <= m1["uptime_seconds"] < 300 and m1["uptime_seconds"] > m0["uptime_seconds"]
 PY

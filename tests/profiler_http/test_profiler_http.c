@@ -173,6 +173,13 @@ static void test_stats(void **state)
     assert_non_null(strstr(json, "\n  \"level_bytes\": 1.5"));
     assert_non_null(strstr(json, "\n  \"rss_bytes\": "));
     assert_non_null(strstr(json, "\n  \"glibc_inuse_bytes\": "));
+    /* The peak of the in-use estimate is never below the in-use estimate. */
+    const char *inuse_at = strstr(json, "\n  \"inuse_bytes\": ");
+    const char *peak_at = strstr(json, "\n  \"peak_inuse_bytes\": ");
+    assert_non_null(inuse_at);
+    assert_non_null(peak_at);
+    assert_true(strtod(peak_at + strlen("\n  \"peak_inuse_bytes\": "), NULL) >=
+                strtod(inuse_at + strlen("\n  \"inuse_bytes\": "), NULL));
     assert_null(strstr(json, "Bad-Name"));
     /* A source's figure named like a built-in one keeps its prefix: no duplicate JSON key. */
     assert_non_null(strstr(json, "\n  \"test_rss_bytes\": 7"));
@@ -189,6 +196,9 @@ static void test_stats(void **state)
                                  "# TYPE test_things_total counter\ntest_things_total 42\n"));
     assert_non_null(strstr(prom, "# TYPE test_level_bytes gauge\ntest_level_bytes 1.5\n"));
     assert_non_null(strstr(prom, "# TYPE heapprof_inuse_bytes gauge\nheapprof_inuse_bytes "));
+    assert_non_null(strstr(prom, "# HELP heapprof_peak_inuse_bytes Highest heap bytes in use "));
+    assert_non_null(
+        strstr(prom, "# TYPE heapprof_peak_inuse_bytes gauge\nheapprof_peak_inuse_bytes "));
     assert_non_null(strstr(prom, "# TYPE heapprof_alloc_bytes_total counter\n"));
     assert_non_null(strstr(prom, "\ntest_rss_bytes 7\n"));
     /* The process figures under the standard names, not under heapprof_ as well. */

@@ -85,6 +85,7 @@ void hprof_get_totals(struct hprof_totals *out)
         out->alloc_bytes += fake->buckets[i].alloc_bytes;
         out->alloc_objects += fake->buckets[i].alloc_objects;
     }
+    out->peak_inuse_bytes = out->inuse_bytes; /* a fake has no history: its peak is now */
 }
 
 /* The contention profiles' collection (hprof_locks.h): empty profiles, no interposed locks. */
