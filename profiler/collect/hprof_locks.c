@@ -171,9 +171,7 @@ static void *real_fn(enum real_fn which)
     f = dlsym(RTLD_NEXT, real_names[which]);
     hprof_internal_exit();
     if (f == NULL) {
-        static const char msg[] = "heapprof: cannot find glibc's pthread functions (dlsym)\n";
-        ssize_t rc = write(STDERR_FILENO, msg, sizeof(msg) - 1);
-        (void)rc;
+        hprof_log("cannot find glibc's %s (dlsym)\n", real_names[which]);
         abort(); /* a lock function with nothing to forward to cannot do its job */
     }
     atomic_store_explicit(&real_fns[which], f, memory_order_release);
