@@ -191,6 +191,8 @@ kill -CONT "$bare_PID"
 wait "$lg_pid" || lc_fail "stall run failed"
 p99=$(sed -n 's/.*"p99": \([0-9.]*\).*/\1/p' "$T/stall/report.json")
 awk -v p="$p99" 'BEGIN { exit !(p >= 500) }' || lc_fail "a 1 s stall shows p99 $p99 ms, want >= 500 (coordinated omission?)"
-near "$(json_num "$T/stall/report.json" requests)" 5000 2 || lc_fail "stalled run sent $(json_num "$T/stall/report.json" requests), want 5000"
+# Every request of the schedule is accounted for (answered, or still unsent or unfinished when a
+# busy machine kept loadgen behind it at the end), as in the 3k run above.
+near "$(due "$T/stall/report.json")" 5000 2 || lc_fail "stalled run: $(due "$T/stall/report.json") requests due, want 5000"
 lc_stop_server bare
 echo "loadgen_run: ok (stall p99 $p99 ms)"
