@@ -43,6 +43,9 @@ mkdir -p "$work"
 ln -s "$build" "$work/build"
 {
     echo 'set -e'
+    # A sanitizer build installs instrumented libraries: the README's `cc` gets the same
+    # -fsanitize, as a user of such a build would need (tests/install does the same).
+    [ -n "${LEAKCASE_SANITIZE:-}" ] && echo "cc() { command cc -fsanitize=$LEAKCASE_SANITIZE \"\$@\"; }"
     echo 'trap '\''kill $(jobs -p) 2>/dev/null || true'\'' EXIT'
     cat "$LC_TMP/blocks.sh"
 } >"$LC_TMP/session.sh"
