@@ -407,8 +407,9 @@ static int scan_threads(void)
  * its start routine runs, so none of its CPU time goes unsampled. A timer already in the table
  * under this tid is either the scan's, armed a moment ago for this very thread, or a dead
  * thread's whose tid the kernel reused before the scan noticed: either way it is replaced. */
-static void cpu_on_thread_start(void)
+static void cpu_on_thread_start(uintptr_t token)
 {
+    (void)token;
     if (!atomic_load_explicit(&hprof_cpu_timers_on, memory_order_acquire))
         return; /* no profile: one load */
     pid_t tid = (pid_t)syscall(SYS_gettid);

@@ -932,13 +932,14 @@ static void locks_atfork_child(void)
 
 /* pthread_create's hook (hprof_tcreate.h): runs on the creating thread, inside the guard, with
  * the creator's stack. Every creation is counted (Go's threadcreate counts every thread). */
-static void threadcreate_on_create(const uintptr_t *pcs, int depth)
+static uintptr_t threadcreate_on_create(const uintptr_t *pcs, int depth)
 {
     struct lock_stack *s = stack_intern(HPROF_THREADCREATE, pcs, depth);
     if (s != NULL)
         atomic_fetch_add_explicit(&s->count, COUNT_SCALE, memory_order_relaxed);
     else
         atomic_fetch_add_explicit(&st_dropped, 1, memory_order_relaxed);
+    return 0;
 }
 
 uint64_t hprof_threadcreate_total(void)
