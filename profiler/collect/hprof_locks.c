@@ -844,8 +844,8 @@ int hprof_locks_snapshot(enum hprof_lock_profile profile, struct hprof_lock_snap
         struct hprof_lock_record *r = &out->v[n];
         int64_t count = atomic_load_explicit(&s->count, memory_order_relaxed);
         r->delay_ns = atomic_load_explicit(&s->delay_ns, memory_order_relaxed);
-        if (count == 0)
-            continue; /* interned, not yet counted */
+        if (count <= 0)
+            continue; /* interned, not yet counted; threadcreate: none of its threads alive */
         r->id = s->id;
         r->count = (double)count / COUNT_SCALE;
         r->depth = s->depth;
@@ -921,6 +921,8 @@ void hprof_locks_get_stats(struct hprof_lock_stats *out)
 
 /* ---- start and fork ---- */
 
+static void threadcreate_atfork_child(void);
+
 static void locks_atfork_child(void)
 {
     /* The child has one thread, which is not waiting: no waiters, no lock held. */
@@ -928,23 +930,71 @@ static void locks_atfork_child(void)
     atomic_store(&rw_waiters, 0);
     atomic_flag_clear(&stack_lock);
     atomic_flag_clear(&hprof_rates_lock);
+    threadcreate_atfork_child();
 }
 
-/* pthread_create's hook (hprof_tcreate.h): runs on the creating thread, inside the guard, with
- * the creator's stack. Every creation is counted (Go's threadcreate counts every thread). */
+/* ---- threadcreate: the stacks that created the live threads ----
+ *
+ * pthread_create's hooks (hprof_tcreate.h). on_create (the creating thread, inside the guard)
+ * interns the creator's stack and hands the record to the new thread as its token; the thread
+ * counts itself in on_start and out in on_exit, so a record's count is the number of its
+ * threads that are running now, and a stack whose threads have all ended drops out of the
+ * profile (a count of 0 is skipped by the snapshot). Go's threadcreate counts every thread
+ * ever made, because its threads never end; a C program's do, and what its user asks is where
+ * the threads it has now came from (hprof_tcreate_count keeps the total ever created).
+ * A thread made between on_create and its on_start is not counted yet: a window of one
+ * scheduling delay. tc_self is the calling thread's record, for the fork child: it has one
+ * thread, so every record is reset and that thread, if it was made by pthread_create, counted
+ * back. */
+static _Atomic int64_t tc_live; /* threads counted in some record */
+static __thread struct lock_stack *tc_self __attribute__((tls_model("initial-exec")));
+
 static uintptr_t threadcreate_on_create(const uintptr_t *pcs, int depth)
 {
     struct lock_stack *s = stack_intern(HPROF_THREADCREATE, pcs, depth);
-    if (s != NULL)
-        atomic_fetch_add_explicit(&s->count, COUNT_SCALE, memory_order_relaxed);
-    else
+    if (s == NULL)
         atomic_fetch_add_explicit(&st_dropped, 1, memory_order_relaxed);
-    return 0;
+    return (uintptr_t)s;
+}
+
+static void threadcreate_on_start(uintptr_t token)
+{
+    struct lock_stack *s = (struct lock_stack *)token;
+    if (s == NULL)
+        return; /* no room for its stack, or made before the hook was registered */
+    tc_self = s;
+    atomic_fetch_add_explicit(&s->count, COUNT_SCALE, memory_order_relaxed);
+    atomic_fetch_add_explicit(&tc_live, 1, memory_order_relaxed);
+}
+
+static void threadcreate_on_exit(uintptr_t token)
+{
+    struct lock_stack *s = (struct lock_stack *)token;
+    if (s == NULL || tc_self != s)
+        return;
+    tc_self = NULL;
+    atomic_fetch_sub_explicit(&s->count, COUNT_SCALE, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&tc_live, 1, memory_order_relaxed);
+}
+
+/* The fork child's one thread: the parent's other threads are not in it. */
+static void threadcreate_atfork_child(void)
+{
+    for (struct lock_stack *s = atomic_load_explicit(&stack_all, memory_order_acquire); s != NULL;
+         s = s->older)
+        if (s->profile == HPROF_THREADCREATE)
+            atomic_store_explicit(&s->count, 0, memory_order_relaxed);
+    atomic_store(&tc_live, 0);
+    if (tc_self != NULL) {
+        atomic_store_explicit(&tc_self->count, COUNT_SCALE, memory_order_relaxed);
+        atomic_store(&tc_live, 1);
+    }
 }
 
 uint64_t hprof_threadcreate_total(void)
 {
-    return hprof_tcreate_count();
+    int64_t n = atomic_load_explicit(&tc_live, memory_order_relaxed);
+    return n > 0 ? (uint64_t)n : 0;
 }
 
 static uint64_t env_rate(const char *name)
@@ -965,7 +1015,9 @@ __attribute__((constructor(101))) static void hprof_locks_init(void)
     for (int i = 0; i < REAL_N; i++)
         real_fn((enum real_fn)i);
     pthread_atfork(NULL, NULL, locks_atfork_child);
-    struct hprof_tcreate_hooks hooks = {.on_create = threadcreate_on_create};
+    struct hprof_tcreate_hooks hooks = {.on_create = threadcreate_on_create,
+                                        .on_start = threadcreate_on_start,
+                                        .on_exit = threadcreate_on_exit};
     if (hprof_tcreate_register(&hooks) != 0)
         hprof_log("threadcreate profile unavailable: %s\n", strerror(errno));
     hprof_locks_set_rates(env_rate("HEAPPROF_MUTEX_FRACTION"), env_rate("HEAPPROF_BLOCK_RATE"));

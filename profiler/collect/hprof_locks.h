@@ -25,8 +25,8 @@
 #include "hprof_internal.h"
 
 /* The profiles kept in this module's stack table. THREADCREATE is not about locks: it counts the
- * threads created through pthread_create (hprof_tcreate.h) by the stack that created them, and
- * shares the table (count only, delay 0). */
+ * live threads created through pthread_create (hprof_tcreate.h; started, not yet ended) by the
+ * stack that created them, and shares the table (count only, delay 0). */
 enum hprof_lock_profile { HPROF_LOCK_MUTEX = 0, HPROF_LOCK_BLOCK = 1, HPROF_THREADCREATE = 2 };
 
 /* The rates a ?seconds=N window turns on when the profile is off: every contended release
@@ -74,7 +74,8 @@ void hprof_locks_set_rates(uint64_t fraction, uint64_t rate_ns);
 void hprof_locks_window_begin(void);
 void hprof_locks_window_end(void);
 
-/* Threads created through pthread_create since the profiler was loaded (the index's count). */
+/* Live threads created through pthread_create (the index's count; the main thread, and threads
+ * made before the profiler was loaded, are not among them). */
 uint64_t hprof_threadcreate_total(void);
 
 struct hprof_lock_stats {

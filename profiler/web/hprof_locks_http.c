@@ -13,9 +13,10 @@
  *              switched on for those N seconds (hprof_locks_window_begin/end) at the window's
  *              rates, so a running server can be asked without a restart.
  *
- * /debug/pprof/threadcreate: the stacks that called pthread_create, with how many threads each
- * created since the profiler was loaded (Go's threadcreate counts every thread it ever made):
- * threadcreate/count, and at ?debug=1 Go's count text "threadcreate profile: total N".
+ * /debug/pprof/threadcreate: the stacks that called pthread_create, with how many of the threads
+ * each created are alive now (Go's threadcreate counts every thread it ever made, because Go's
+ * threads never end; a C program's do, see hprof_locks.c): threadcreate/count, and at ?debug=1
+ * Go's count text "threadcreate profile: total N", N the live threads listed.
  *
  * The wait is an evtimer on the debug listener's loop, never a sleep; a client that leaves
  * closes the window at once (the connection's close callback). Each pending request owns its

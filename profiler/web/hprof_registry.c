@@ -87,8 +87,8 @@ const struct hprof_profile hprof_profiles[] = {
      .description = "Maps program counters to function names (pprof's remote symbolization)",
      .serve = hprof_pages_serve_symbol},
     {.name = "threadcreate",
-     .description = "Stack traces that led to the creation of new OS threads (pthread_create, "
-                    "since start)",
+     .description = "Stack traces that led to the creation of the live OS threads "
+                    "(pthread_create; threads that ended drop out)",
      .count = hprof_locks_http_count_threadcreate,
      .write_proto = hprof_locks_http_threadcreate_proto,
      .write_text = hprof_locks_http_threadcreate_text},

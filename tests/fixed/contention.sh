@@ -6,7 +6,8 @@
 #    the mutex profile blames the holders of the store's lock (store_put, sweep_scan), the
 #    block profile the waiters (store_put) and the janitor's idle wait (janitor_main);
 #  - the index lists block, mutex and threadcreate; threadcreate names the stacks that created
-#    the server's threads (svc_main's event loops, janitor_start), in pprof and as text;
+#    the server's live threads (svc_main's event loops, janitor_start), in pprof and as text,
+#    one count per thread but main;
 #  - a second fixed with both profiles off: mutex?seconds=2 under load switches the profile on
 #    for the window (a non-empty delta named mutex-delta, Duration 2s), and off again after it;
 #  - bad parameters: seconds with debug, seconds=0: 400 as Go answers.
@@ -69,6 +70,10 @@ pprof -top -nodecount=1000 "$D/threadcreate" >"$LC_TMP/tc_top"
 expect "$LC_TMP/tc_top" '^Type: threadcreate' ' janitor_start$'
 [ "$(status_of "$D/threadcreate?debug=1")" = 200 ] || lc_fail "threadcreate?debug=1"
 expect "$LC_TMP/body" '^threadcreate profile: total [1-9][0-9]*$' '^#	0x[0-9a-f]+	janitor_start'
+# The live threads, each once: all the server's threads but main (2 event loops, the janitor).
+tc_total=$(sed -n 's/^threadcreate profile: total //p' "$LC_TMP/body")
+tasks=$(ls "/proc/$S_PID/task" | wc -l)
+[ "$tc_total" = $((tasks - 1)) ] || lc_fail "threadcreate total $tc_total, $tasks threads"
 [ "$(status_of "$D/threadcreate?seconds=1")" = 400 ] || lc_fail "threadcreate?seconds accepted"
 [ "$(status_of "$D/mutex?seconds=1&debug=1")" = 400 ] || lc_fail "seconds with debug accepted"
 [ "$(status_of "$D/block?seconds=0")" = 400 ] || lc_fail "seconds=0 accepted"

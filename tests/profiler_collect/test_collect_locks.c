@@ -7,7 +7,9 @@
  * profile the stack that WAITED, each with about the time the waiter waited; a fraction of 1 in
  * 4 gives an unbiased count; short waits sampled at a rate give an unbiased total; off records
  * nothing; the guard keeps the profiler's own locks out; rwlocks and condition variables;
- * a window switches a profile on and back off; a delta holds only what happened in between.
+ * a window switches a profile on and back off; a delta holds only what happened in between;
+ * threadcreate lists the stacks that created the threads alive now (a thread that returns,
+ * calls pthread_exit or is cancelled leaves it), and a fork child only its own thread.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,7 +23,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "hprof_locks.h"
 
@@ -31,6 +35,8 @@
 #define WAITER_TEXT __attribute__((noinline, section("test_waiter")))
 extern const char __start_test_holder[], __stop_test_holder[];
 extern const char __start_test_waiter[], __stop_test_waiter[];
+#define SPAWNER_TEXT __attribute__((noinline, section("test_spawner")))
+extern const char __start_test_spawner[], __stop_test_spawner[];
 
 static pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_rwlock_t rwlock = PTHREAD_RWLOCK_INITIALIZER;
@@ -427,6 +433,111 @@ static void test_errors_pass_through(void **state)
     pthread_mutexattr_destroy(&attr);
 }
 
+/* ---- threadcreate: live threads only ---- */
+
+enum { TC_RETURNS, TC_EXITS, TC_CANCELLED, TC_FORKS, TC_THREADS };
+static atomic_int tc_started, tc_release, tc_child_status = -1;
+static int tc_pipe[2];
+
+/* Threads counted in threadcreate records whose creating stack passes through the spawner
+ * (no cmocka assert: a fork child calls it too). -1 if no snapshot. */
+static double tc_spawned_live(void)
+{
+    struct hprof_lock_snapshot s;
+    if (hprof_locks_snapshot(HPROF_THREADCREATE, &s) != 0)
+        return -1;
+    double n = 0;
+    for (size_t i = 0; i < s.n; i++)
+        if (in_section(&s.v[i], __start_test_spawner, __stop_test_spawner))
+            n += s.v[i].count;
+    hprof_locks_snapshot_release(&s);
+    return n;
+}
+
+/* The child of a fork made on a spawned thread: that thread is the only one it has. */
+static int tc_fork_child_sees_itself(void)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0)
+        _exit(tc_spawned_live() == 1 && hprof_threadcreate_total() == 1 ? 0 : 1);
+    int status;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+        return -1;
+    return WEXITSTATUS(status);
+}
+
+static void *tc_thread(void *arg)
+{
+    int kind = (int)(intptr_t)arg;
+    atomic_fetch_add(&tc_started, 1);
+    if (kind == TC_CANCELLED) {
+        char c;
+        for (;;)
+            (void)read(tc_pipe[0], &c, 1); /* nobody writes: a cancellation point to wait in */
+    }
+    while (atomic_load(&tc_release) <= kind)
+        sleep_ns(1000 * 1000);
+    if (kind == TC_EXITS)
+        pthread_exit(NULL);
+    if (kind == TC_FORKS)
+        atomic_store(&tc_child_status, tc_fork_child_sees_itself());
+    return NULL;
+}
+
+SPAWNER_TEXT static void tc_spawn(pthread_t *threads)
+{
+    for (int i = 0; i < TC_THREADS; i++)
+        assert_int_equal(pthread_create(&threads[i], NULL, tc_thread, (void *)(intptr_t)i), 0);
+    __asm__ volatile("" ::: "memory"); /* no tail call: this frame is on every creating stack */
+}
+
+static void test_threadcreate_lists_live_threads(void **state)
+{
+    (void)state;
+    assert_int_equal(pipe(tc_pipe), 0);
+    uint64_t others = hprof_threadcreate_total(); /* none, unless a test left one running */
+    pthread_t threads[TC_THREADS];
+    tc_spawn(threads);
+    while (atomic_load(&tc_started) < TC_THREADS)
+        sleep_ns(1000 * 1000);
+    assert_true(tc_spawned_live() == TC_THREADS);
+    assert_int_equal(hprof_threadcreate_total(), others + TC_THREADS);
+
+    /* A child forked from the main thread has none of them (and the main thread is not one). */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(tc_spawned_live() == 0 && hprof_threadcreate_total() == 0 ? 0 : 1);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    /* One returns, one calls pthread_exit, one is cancelled: each leaves the profile. */
+    atomic_store(&tc_release, TC_RETURNS + 1);
+    assert_int_equal(pthread_join(threads[TC_RETURNS], NULL), 0);
+    assert_true(tc_spawned_live() == TC_THREADS - 1);
+    atomic_store(&tc_release, TC_EXITS + 1);
+    assert_int_equal(pthread_join(threads[TC_EXITS], NULL), 0);
+    assert_true(tc_spawned_live() == TC_THREADS - 2);
+    assert_int_equal(pthread_cancel(threads[TC_CANCELLED]), 0);
+    void *ret;
+    assert_int_equal(pthread_join(threads[TC_CANCELLED], &ret), 0);
+    assert_ptr_equal(ret, PTHREAD_CANCELED);
+    assert_true(tc_spawned_live() == 1);
+    assert_int_equal(hprof_threadcreate_total(), others + 1);
+
+    /* The last one forks: its child counts that thread, and only it. */
+    atomic_store(&tc_release, TC_FORKS + 1);
+    assert_int_equal(pthread_join(threads[TC_FORKS], NULL), 0);
+    assert_int_equal(atomic_load(&tc_child_status), 0);
+    assert_true(tc_spawned_live() == 0);
+    assert_int_equal(hprof_threadcreate_total(), others);
+    close(tc_pipe[0]);
+    close(tc_pipe[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -439,6 +550,7 @@ int main(void)
         cmocka_unit_test(test_window),
         cmocka_unit_test(test_delta),
         cmocka_unit_test(test_errors_pass_through),
+        cmocka_unit_test(test_threadcreate_lists_live_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
