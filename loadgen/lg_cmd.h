@@ -10,8 +10,16 @@
 #ifndef LG_CMD_H
 #define LG_CMD_H
 
+#include <stdio.h>
+
 int lg_cmd_run(int argc, char **argv);
 int lg_cmd_diff(int argc, char **argv);
 int lg_cmd_verdict(int argc, char **argv);
+
+/* One run's verdict from an open profiles.csv (csv_name names it in messages; the profiles its
+ * `file` column names are read from dir): prints "csv... DIR: verdict" as `loadgen verdict`
+ * does and returns 0 BOUNDED, 1 LEAK, 3 UNDECIDED or 2 bad input. lg_cmd_verdict calls it for
+ * each DIR; the fuzz target (fuzz/fuzz_verdict_csv.c) feeds it memory. */
+int lg_verdict_judge_csv(FILE *csv, const char *csv_name, const char *dir);
 
 #endif

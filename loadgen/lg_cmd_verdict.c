@@ -73,14 +73,10 @@ static int parse_number(const char *text, double *out)
     return 0;
 }
 
-/* Read DIR/profiles.csv into r. 0, or -1 with a message on stderr naming file and line. */
-static int read_profiles(const char *path, struct saved_run *r)
+/* Read profiles.csv from f (named path in messages) into r. 0, or -1 with a message on stderr
+ * naming file and line. */
+static int read_profiles(FILE *f, const char *path, struct saved_run *r)
 {
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        fprintf(stderr, "loadgen verdict: cannot read %s: %s\n", path, strerror(errno));
-        return -1;
-    }
     char *line = NULL, *fields[LG_CSV_MAX_COLUMNS];
     size_t cap = 0, lineno = 0, ncols = 0;
     int col[NCOLS];
@@ -166,7 +162,6 @@ static int read_profiles(const char *path, struct saved_run *r)
     rc = 0;
 out:
     free(line);
-    fclose(f);
     return rc;
 }
 
@@ -180,15 +175,12 @@ static pcodec_profile *load_row_profile(const char *dir, const struct saved_run 
     return pcodec_load_file(path, err, sizeof(err));
 }
 
-/* Judge one DIR; returns the verdict's exit status, or 2 on bad input. */
-static int judge_dir(const char *dir)
+int lg_verdict_judge_csv(FILE *csv, const char *path, const char *dir)
 {
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/profiles.csv", dir);
     struct saved_run r = {0};
     int status = 2;
     pcodec_profile *first = NULL, *last = NULL;
-    if (read_profiles(path, &r) != 0)
+    if (read_profiles(csv, path, &r) != 0)
         goto out;
     if (r.n > 0)
         first = load_row_profile(dir, &r, 0);
@@ -222,6 +214,21 @@ out:
     pcodec_free(first);
     pcodec_free(last);
     saved_run_free(&r);
+    return status;
+}
+
+/* Judge one DIR; returns the verdict's exit status, or 2 on bad input. */
+static int judge_dir(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/profiles.csv", dir);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "loadgen verdict: cannot read %s: %s\n", path, strerror(errno));
+        return 2;
+    }
+    int status = lg_verdict_judge_csv(f, path, dir);
+    fclose(f);
     return status;
 }
 

@@ -184,7 +184,11 @@ int lg_http_feed(struct lg_http_parser *p, const char *data, size_t len, size_t 
                     return -1;
             }
             size_t room = LG_HTTP_LINE_MAX - 1 - p->line_len;
-            size_t copy = take < room ? take : room; /* a long line keeps its start */
+            /* A chunk-size or trailer line this long is not HTTP: refused by its length, so
+             * the answer does not depend on where the reads split it. */
+            if (!in_head(p) && take >= room)
+                return -1;
+            size_t copy = take < room ? take : room; /* a long header line keeps its start */
             memcpy(p->line + p->line_len, data + pos, copy);
             p->line_len += copy;
             pos += take;
@@ -192,8 +196,6 @@ int lg_http_feed(struct lg_http_parser *p, const char *data, size_t len, size_t 
                 pos++;
                 if (process_line(p) != 0)
                     return -1;
-            } else if (!in_head(p) && p->line_len == LG_HTTP_LINE_MAX - 1) {
-                return -1; /* a chunk-size or trailer line this long is not HTTP */
             }
             break;
         }

@@ -8,7 +8,9 @@
  * Transfer-Encoding says so; else Content-Length; else the body runs to EOF (and the connection
  * cannot be reused). Interim 1xx responses are skipped. Header lines longer than
  * LG_HTTP_LINE_MAX are truncated (only a few short headers matter); a head over
- * LG_HTTP_HEAD_MAX bytes, a bad status line, a bad length or chunk size is a protocol error.
+ * LG_HTTP_HEAD_MAX bytes, a bad status line, a bad length or chunk size, and a chunk-size or
+ * trailer line of LG_HTTP_LINE_MAX - 1 bytes or more are protocol errors, whatever the reads
+ * that bring them.
  */
 #ifndef LG_HTTP_H
 #define LG_HTTP_H

@@ -14,8 +14,9 @@
 /* 0 and *out on success; -1 when there is no such member or its value is not a number. */
 int lg_json_number(const char *json, size_t len, const char *key, double *out);
 
-/* 0 on success (\n and \t unescaped; any other escape gives the escaped character); -1 otherwise.
- */
+/* 0 on success, the value unescaped (JSON's escapes; \uXXXX, surrogate pairs too, as UTF-8) and
+ * cut to at most outlen - 1 bytes (an escaped character is never split); -1 otherwise (absent, not
+ * a string, a bad or NUL \u escape, unterminated). */
 int lg_json_string(const char *json, size_t len, const char *key, char *out, size_t outlen);
 
 /* Write s as a JSON string literal (with quotes) to f. */

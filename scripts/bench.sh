@@ -10,7 +10,9 @@
 # profiles of a live leaky; BASE_BIN=DIR/bin compares with another build), fixed (sweep cost, p99 under sweeps, peak in-use
 # vs the bound), loadgen (--rate max vs wrk, rate accuracy, a stalled server), verdict (error
 # rates on simulated runs); contention (the lock interposer's cost, req/s with the mutex and
-# block profiles on, fixed --sweep-mode scan vs batched with the mutex profile's top entry); demo (scripts/demo.sh 20 times under stress-ng: only when asked).
+# block profiles on, fixed --sweep-mode scan vs batched with the mutex profile's top entry); demo (scripts/demo.sh 20 times under stress-ng: only when asked);
+# fuzz (each libFuzzer target of fuzz/ for FUZZ_SECONDS=300: runs, execs/s, coverage, findings;
+# only when asked).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 # shellcheck disable=SC2086
@@ -164,6 +166,24 @@ bench_demo() {
     echo
 }
 
+# bench_fuzz: each fuzz target for FUZZ_SECONDS (default 300) in a libFuzzer build, one after
+# the other (one core), with the load average at the start and the end.
+bench_fuzz() {
+    # shellcheck disable=SC2086
+    lc_ensure_packages $LC_FUZZ_PACKAGES
+    local dir="$build_dir-fuzz" seconds=${FUZZ_SECONDS:-300} status=0
+    lc_build_fuzz "$dir" >/dev/null || lc_fail "cannot build the fuzz targets in $dir"
+    echo "### fuzz: each target for ${seconds} s (libFuzzer + ASan + UBSan, clang $(clang -dumpversion))"
+    echo
+    echo "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo
+    "$LC_ROOT/fuzz/run.sh" "$dir" "$seconds" || status=1
+    echo
+    echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo
+    return "$status"
+}
+
 # lc_duration_s 10s -> 10 (whole seconds, for the durations this script takes)
 lc_duration_s() { echo "${1%s}"; }
 
@@ -193,7 +213,8 @@ for section in "${sections[@]}"; do
     loadgen) "$LC_ROOT/bench/loadgen_bench.sh" "$bin" ;;
     verdict) bench_verdict ;;
     demo) bench_demo ;;
+    fuzz) bench_fuzz ;;
     contention) "$LC_ROOT/bench/contention_bench.sh" "$build_dir" ;;
-    *) lc_fail "unknown section '$section' (have: rss service profiler cpu malloc pprof fixed loadgen contention)" ;;
+    *) lc_fail "unknown section '$section' (have: rss service profiler cpu malloc pprof fixed loadgen contention verdict demo fuzz)" ;;
     esac
 done

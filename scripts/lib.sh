@@ -10,6 +10,8 @@ LC_BUILD_PACKAGES="gcc make cmake pkg-config libevent-dev uthash-dev libunwind-d
   libprotobuf-c-dev protobuf-c-compiler zlib1g-dev libdw-dev libelf-dev libcmocka-dev"
 LC_TEST_PACKAGES="curl wrk gnuplot-nox golang-go graphviz valgrind procps python3 prometheus iproute2
   golang-github-google-pprof-dev"
+# What the fuzz targets need (fuzz/: libFuzzer is clang's; libclang-rt-dev has its runtime).
+LC_FUZZ_PACKAGES="clang libclang-rt-dev"
 # What the benchmarks compare against.
 LC_BENCH_PACKAGES="heaptrack libjemalloc2 libgoogle-perftools4 google-perftools time stress-ng"
 
@@ -48,4 +50,14 @@ lc_pprof() {
     (cd "$dir" && GOPATH=/usr/share/gocode GO111MODULE=off GOFLAGS= GOPROXY=off GOCACHE="$dir/gocache" \
         HOME="$dir" go build -o "$dir/pprof.tmp" github.com/google/pprof) >&2 &&
         mv "$dir/pprof.tmp" "$dir/pprof" && echo "$dir/pprof"
+}
+
+# lc_build_fuzz DIR: configure and build the fuzz targets with libFuzzer (CC=clang,
+# LEAKCASE_FUZZ=ON: every library with coverage, AddressSanitizer and UBSan) in DIR.
+lc_build_fuzz() {
+    local dir=$1
+    echo "==> building the fuzz targets (clang, libFuzzer + ASan + UBSan) in $dir"
+    CC=clang cmake -S "$LC_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLEAKCASE_WERROR=ON \
+        -DLEAKCASE_FUZZ=ON >/dev/null &&
+        cmake --build "$dir" -j "$(nproc)" --target lc_fuzz
 }

@@ -6,6 +6,9 @@
 #   scripts/test.sh [--repeat N]   --repeat N: run each test up to N times, stopping at its
 #                                  first failure (ctest --repeat until-fail:N): a flake shows
 #   BUILD_DIR=...                  main build (default: build/)
+#   FUZZ_SECONDS=15                each fuzz target (fuzz/) fuzzed this long, from its committed
+#                                  corpus, after ctest replays the corpora and regression inputs
+#                                  in a libFuzzer build (BUILD_DIR-fuzz); 0 skips the fuzzing
 #   SANITIZERS="address undefined thread"
 #                                  sanitizer builds to test too, in BUILD_DIR-SANITIZER (ASan and
 #                                  TSan builds leave the malloc interposer out; "" skips them)
@@ -27,7 +30,7 @@ while [ $# -gt 0 ]; do
         shift 2
         ;;
     -h | --help)
-        sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -40,7 +43,7 @@ repeat_note=""
 [ "$repeat" -gt 1 ] && repeat_note=" (each test up to $repeat times, until it fails)"
 
 # shellcheck disable=SC2086 # the package lists are word lists
-lc_ensure_packages $LC_BUILD_PACKAGES $LC_TEST_PACKAGES
+lc_ensure_packages $LC_BUILD_PACKAGES $LC_TEST_PACKAGES $LC_FUZZ_PACKAGES
 build_dir=${BUILD_DIR:-$LC_ROOT/build}
 sanitizers=${SANITIZERS-address undefined thread}
 summary=""
@@ -79,6 +82,20 @@ for sanitizer in $sanitizers; do
     cmake --build "$dir" -j "$(nproc)"
     run_ctest "$dir" || failed+=" $dir"
 done
+# Fuzzing: the targets built with libFuzzer; ctest replays the committed inputs there too, then
+# each target fuzzes for FUZZ_SECONDS (7 targets: under 2 minutes at the default).
+fuzz_seconds=${FUZZ_SECONDS:-15}
+fuzz_dir="$build_dir-fuzz"
+if lc_build_fuzz "$fuzz_dir"; then
+    echo "==> replaying the fuzz corpora and regression inputs in $fuzz_dir"
+    (cd "$fuzz_dir" && ctest --output-on-failure -j 2 -L fuzz) || failed+=" $fuzz_dir"
+    if [ "$fuzz_seconds" != 0 ]; then
+        echo "==> fuzzing each target for ${fuzz_seconds}s"
+        "$LC_ROOT/fuzz/run.sh" "$fuzz_dir" "$fuzz_seconds" || failed+=" $fuzz_dir(fuzzing)"
+    fi
+else
+    failed+=" $fuzz_dir(build)"
+fi
 printf '==> summary\n%s' "$summary"
 if [ -n "$failed" ]; then
     echo "==> tests FAILED in:$failed; $total_skipped skipped"

@@ -5,11 +5,13 @@
  * endpoint calls into these; none of them calls an endpoint (the router is hprof_router.c).
  *
  * Profiles are handed to libevent by reference (no copy) and freed by libevent's cleanup
- * callback once sent. Parameters: debug=N with Atoi (unparsable is 0); seconds=N with ParseInt,
- * 1..HPROF_HTTP_MAX_SECONDS. Errors: Content-Type text/plain, X-Go-Pprof: 1 and a one-line
- * reason, as Go's serveError writes them. All allocations are inside hprof_internal_enter/exit.
+ * callback once sent. Parameters (read by hprof_query.c): debug=N with Atoi (unparsable is 0);
+ * seconds=N with ParseInt, 1..HPROF_HTTP_MAX_SECONDS. Errors: Content-Type text/plain, X-Go-Pprof:
+ * 1 and a one-line reason, as Go's serveError writes them. All allocations are inside
+ * hprof_internal_enter/exit.
  */
 #include "hprof_web.h"
+#include "hprof_query.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -95,86 +97,27 @@ void hprof_web_reply_profile(struct evhttp_request *req, const char *name, uint8
     hprof_internal_exit();
 }
 
-int hprof_web_param(struct evhttp_request *req, const char *name, char *out, size_t len)
+static const char *request_query(struct evhttp_request *req)
 {
-    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-    size_t name_len = strlen(name);
-    for (const char *p = query; p != NULL && *p != '\0';) {
-        const char *end = strchr(p, '&');
-        size_t part = end != NULL ? (size_t)(end - p) : strlen(p);
-        const char *eq = memchr(p, '=', part);
-        size_t key_len = eq != NULL ? (size_t)(eq - p) : part;
-        if (key_len == name_len && memcmp(p, name, name_len) == 0) {
-            char raw[256];
-            size_t value_len = eq != NULL ? part - key_len - 1 : 0;
-            snprintf(raw, sizeof(raw), "%.*s", (int)value_len, eq != NULL ? eq + 1 : "");
-            hprof_internal_enter();
-            char *decoded = evhttp_uridecode(raw, 1, NULL);
-            const char *value = decoded != NULL ? decoded : raw;
-            size_t n = strnlen(value, len - 1); /* a longer value is cut: never a number */
-            memcpy(out, value, n);
-            out[n] = '\0';
-            free(decoded);
-            hprof_internal_exit();
-            return 1;
-        }
-        p = end != NULL ? end + 1 : NULL;
-    }
-    return 0;
-}
-
-/* Go's strconv.ParseInt(s, 10, 64): an optional sign, then decimal digits only. */
-static int parse_int(const char *s, long long *out)
-{
-    const char *p = s;
-    int negative = 0;
-    if (*p == '+' || *p == '-')
-        negative = *p++ == '-';
-    if (*p == '\0')
-        return -1;
-    unsigned long long v = 0;
-    for (; *p != '\0'; p++) {
-        if (*p < '0' || *p > '9')
-            return -1;
-        if (v > ((unsigned long long)LLONG_MAX + 1 - (unsigned)(*p - '0')) / 10)
-            return -1; /* out of range: an error in Go too */
-        v = v * 10 + (unsigned)(*p - '0');
-    }
-    if (!negative && v > (unsigned long long)LLONG_MAX)
-        return -1;
-    *out = negative ? (long long)(0 - v) : (long long)v;
-    return 0;
+    return evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
 }
 
 int hprof_web_debug(struct evhttp_request *req)
 {
-    char value[64];
-    long long debug;
-    if (!hprof_web_param(req, "debug", value, sizeof(value)) || parse_int(value, &debug) != 0 ||
-        debug < INT_MIN || debug > INT_MAX)
-        return 0; /* Go: debug, _ := strconv.Atoi(...) */
-    return (int)debug;
+    return hprof_query_debug(request_query(req));
 }
 
 int hprof_web_seconds(struct evhttp_request *req, long *seconds)
 {
-    char value[64];
-    *seconds = 0;
-    if (!hprof_web_param(req, "seconds", value, sizeof(value)) || value[0] == '\0')
-        return 0;
-    long long v;
-    if (parse_int(value, &v) != 0 || v <= 0) {
+    int rc = hprof_query_seconds(request_query(req), HPROF_HTTP_MAX_SECONDS, seconds);
+    if (rc == -1) {
         hprof_web_error(req, HTTP_BADREQUEST,
                         "invalid value for \"seconds\" - must be a positive integer");
-        return -1;
-    }
-    if (v > HPROF_HTTP_MAX_SECONDS) {
+    } else if (rc == -2) {
         char msg[128];
         snprintf(msg, sizeof(msg), "profile duration exceeds the server's limit of %d seconds",
                  HPROF_HTTP_MAX_SECONDS);
         hprof_web_error(req, HTTP_BADREQUEST, msg);
-        return -1;
     }
-    *seconds = (long)v;
-    return 0;
+    return rc == 0 ? 0 : -1;
 }

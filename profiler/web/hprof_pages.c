@@ -22,6 +22,7 @@
  * while the symbol answer is written.
  */
 #include "hprof_registry.h"
+#include "hprof_query.h"
 #include "hprof_web.h"
 
 #include <errno.h>
@@ -35,7 +36,6 @@
 #include <unistd.h>
 
 #define HPROF_CMDLINE_MAX_BYTES (1u << 21) /* bytes: longest command line returned (ARG_MAX) */
-#define HPROF_SYMBOL_MAX_WORD   64         /* characters of one address ("0x" + 16 digits) */
 
 /* Minimal HTML escaping for the fixed strings above and the program's name. */
 static void add_escaped(struct evbuffer *out, const char *s)
@@ -147,22 +147,6 @@ out:
     hprof_internal_exit();
 }
 
-/* Go's strconv.ParseUint(word, 0, 64); 0 for anything it would refuse. */
-static uint64_t parse_address(const char *word, size_t len)
-{
-    char buf[HPROF_SYMBOL_MAX_WORD + 1];
-    if (len == 0 || len > HPROF_SYMBOL_MAX_WORD || word[0] < '0' || word[0] > '9')
-        return 0; /* no sign, no space: Go takes neither */
-    memcpy(buf, word, len);
-    buf[len] = '\0';
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(buf, &end, 0);
-    if (*end != '\0' || errno != 0)
-        return 0;
-    return (uint64_t)v;
-}
-
 void hprof_pages_serve_symbol(struct evhttp_request *req, void *arg)
 {
     (void)arg;
@@ -193,7 +177,7 @@ void hprof_pages_serve_symbol(struct evhttp_request *req, void *arg)
         for (size_t at = 0; at < input_len;) {
             const char *plus = memchr(input + at, '+', input_len - at);
             size_t word_len = plus != NULL ? (size_t)(plus - (input + at)) : input_len - at;
-            uint64_t pc = parse_address(input + at, word_len);
+            uint64_t pc = hprof_query_address(input + at, word_len);
             if (pc != 0) {
                 struct hprof_symbol sym;
                 hprof_sym_lookup(pc, &sym);

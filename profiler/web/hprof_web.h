@@ -63,11 +63,6 @@ void hprof_web_reply(struct evhttp_request *req, const char *content_type, const
 void hprof_web_reply_profile(struct evhttp_request *req, const char *name, uint8_t *buf,
                              size_t len);
 
-/* The first value of parameter name in the request's query string, decoded, as Go's
- * r.FormValue reads it ("k" alone is k=""). Writes into out (truncated to len); returns 1 if
- * present, 0 if not. */
-int hprof_web_param(struct evhttp_request *req, const char *name, char *out, size_t len);
-
 /* debug=N as Go reads it: strconv.Atoi, anything unparsable is 0. */
 int hprof_web_debug(struct evhttp_request *req);
 

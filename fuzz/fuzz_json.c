@@ -1,0 +1,59 @@
+/*
+ * fuzz_json: loadgen's JSON reader (lg_json) on what a server's /debug/memstats or a saved
+ * report.json may hold: the members loadgen looks up (rss_bytes, glibc's in-use count, the
+ * label) at any depth, numbers and strings, escapes, truncation. A string read must fit its
+ * buffer and be NUL-terminated. And the writer and the reader agree: a label written with
+ * lg_json_write_string (the input's first line) reads back unchanged.
+ */
+#include <stdio.h>
+
+#include "fuzz.h"
+#include "lg_json.h"
+#include "lg_profiles.h"
+
+static void round_trip(const char *label)
+{
+    char *doc = NULL;
+    size_t doc_len = 0;
+    FILE *f = open_memstream(&doc, &doc_len);
+    if (f == NULL)
+        abort();
+    fputs("{\"label\": ", f);
+    lg_json_write_string(f, label);
+    fputs(", \"n\": 1}", f);
+    if (fclose(f) != 0)
+        abort();
+    size_t cap = strlen(label) + 1;
+    char *back = malloc(cap);
+    if (back == NULL)
+        abort();
+    FUZZ_CHECK(lg_json_string(doc, doc_len, "label", back, cap) == 0);
+    FUZZ_CHECK(strcmp(back, label) == 0);
+    double n = 0;
+    FUZZ_CHECK(lg_json_number(doc, doc_len, "n", &n) == 0 && n == 1);
+    free(back);
+    free(doc);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const char *const glibc_keys[] = LG_MEMSTATS_GLIBC_KEYS;
+    const char *json = (const char *)data;
+    double v;
+    (void)lg_json_number(json, size, "rss_bytes", &v);
+    for (size_t i = 0; i < sizeof(glibc_keys) / sizeof(glibc_keys[0]); i++)
+        (void)lg_json_number(json, size, glibc_keys[i], &v);
+    static const size_t sizes[] = {1, 2, 8, 256};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        char out[256];
+        memset(out, 'x', sizeof(out));
+        if (lg_json_string(json, size, "label", out, sizes[i]) == 0)
+            FUZZ_CHECK(memchr(out, '\0', sizes[i]) != NULL);
+    }
+    /* The first line, as a C string, through the writer and back. */
+    char *text = fuzz_cstr(data, size);
+    text[strcspn(text, "\n")] = '\0';
+    round_trip(text);
+    free(text);
+    return 0;
+}
