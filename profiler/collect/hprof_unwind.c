@@ -9,6 +9,14 @@
  * local unwinding with unw_init_local2/unw_step is async-signal-safe once libunwind has
  * initialised itself, which hprof_unwind_prewarm does outside any handler. unw_backtrace is
  * not used here: its per-thread cache may calloc on a thread's first use.
+ *
+ * The walk runs inside the profiler's guard (hprof_internal_enter, whose per-thread depth a
+ * handler may raise and restore at any point of the interrupted code). libunwind takes its own
+ * pthread mutexes, with signals blocked, and those calls land in the lock interposer: outside
+ * the guard, one that found the lock held by another thread's walk was profiled as a block
+ * event, and recording it unwound again with unw_backtrace, which took the same libunwind lock
+ * its own thread already held: a deadlock as soon as the block profile was on while a CPU
+ * profile or a threads capture ran. Inside the guard the interposer forwards them untouched.
  */
 #include "hprof_unwind.h"
 
@@ -47,8 +55,10 @@ int hprof_unwind_signal(void *ucontext, uintptr_t *pcs)
 {
     unw_cursor_t cursor;
     int depth = 0;
+    hprof_internal_enter();
     if (unw_init_local2(&cursor, (unw_context_t *)ucontext, UNW_INIT_SIGNAL_FRAME) == 0)
         depth = walk(&cursor, 1, pcs);
+    hprof_internal_exit();
     if (depth == 0) { /* no unwind information at all: keep at least where it was */
         pcs[0] = interrupted_pc(ucontext);
         depth = 1;
