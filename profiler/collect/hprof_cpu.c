@@ -83,6 +83,8 @@
 #include <unistd.h>
 #include <dirent.h>
 
+#include "hprof_assert.h"
+#include "hprof_fork.h"
 #include "hprof_hash.h"
 #include "lc_util.h"
 #include "hprof_tcreate.h"
@@ -454,6 +456,7 @@ static void init_drain_cond(void)
     pthread_condattr_destroy(&attr);
 }
 
+/* The CPU stage of the fork sequence (hprof_fork.c, which calls these in its written order). */
 static void atfork_prepare(void)
 {
     atomic_store(&hprof_cpu_forking, 1);
@@ -464,11 +467,13 @@ static void atfork_prepare(void)
 
 static void atfork_parent(void)
 {
+    HPROF_ASSERT(atomic_load(&hprof_cpu_forking)); /* prepare quiesced the handlers */
     atomic_store(&hprof_cpu_forking, 0);
 }
 
 static void atfork_child(void)
 {
+    HPROF_ASSERT(atomic_load(&hprof_cpu_forking)); /* prepare quiesced the handlers */
     /* One thread, no timer, no drain thread: start over idle. The ring and the aggregate are
      * leaked rather than freed in a state another thread might have been changing. */
     atomic_store(&hprof_cpu_live, NULL);
@@ -487,10 +492,12 @@ static void atfork_child(void)
     atomic_store(&hprof_cpu_forking, 0);
 }
 
+static const struct hprof_fork_ops cpu_fork_ops = {atfork_prepare, atfork_parent, atfork_child};
+
 static void init_once(void)
 {
     init_drain_cond();
-    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    hprof_fork_register(HPROF_FORK_CPU, &cpu_fork_ops);
     /* Without the hook (the table is full) new threads are still found by the rescan. */
     const struct hprof_tcreate_hooks hooks = {.on_start = cpu_on_thread_start};
     (void)hprof_tcreate_register(&hooks);

@@ -14,6 +14,7 @@
  * sample). It edits the environ array itself, see env_remove.
  */
 #include "hprof_env.h"
+#include "hprof_assert.h"
 #include "hprof_internal.h"
 
 #include <fcntl.h>
@@ -276,4 +277,10 @@ __attribute__((constructor)) static void hprof_env_init(void)
         drop_from_preload();
     }
     hprof_internal_exit();
+}
+
+void hprof_assert_fail(const char *cond, const char *file, int line, const char *func)
+{
+    hprof_log("assertion failed: %s (%s:%d, %s)\n", cond, file, line, func);
+    abort();
 }

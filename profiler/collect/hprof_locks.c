@@ -43,8 +43,8 @@
  *     around another lock, a call that can block, or an unwind.
  *   - Stack records are published (release) after their key is written and never removed;
  *     their counters are atomics. hprof_stacks_lock serialises insertions only.
- *   - fork: the child is single-threaded; its waiter table and spinlocks are reset (nobody in
- *     the child is waiting).
+ *   - fork (the locks stage of hprof_fork.c's sequence): the child is single-threaded; its
+ *     waiter table and spinlocks are reset (nobody in the child is waiting).
  */
 #include "hprof_locks.h"
 
@@ -64,6 +64,7 @@
 
 #include "hprof_collect.h"
 #include "hprof_env.h"
+#include "hprof_fork.h"
 #include "hprof_tcreate.h"
 
 #if defined(__x86_64__)
@@ -923,6 +924,7 @@ void hprof_locks_get_stats(struct hprof_lock_stats *out)
 
 static void threadcreate_atfork_child(void);
 
+/* The locks stage of the fork sequence (hprof_fork.c): nothing is held across fork. */
 static void locks_atfork_child(void)
 {
     /* The child has one thread, which is not waiting: no waiters, no lock held. */
@@ -1014,7 +1016,8 @@ __attribute__((constructor(101))) static void hprof_locks_init(void)
 {
     for (int i = 0; i < REAL_N; i++)
         real_fn((enum real_fn)i);
-    pthread_atfork(NULL, NULL, locks_atfork_child);
+    static const struct hprof_fork_ops fork_ops = {NULL, NULL, locks_atfork_child};
+    hprof_fork_register(HPROF_FORK_LOCKS, &fork_ops);
     struct hprof_tcreate_hooks hooks = {.on_create = threadcreate_on_create,
                                         .on_start = threadcreate_on_start,
                                         .on_exit = threadcreate_on_exit};

@@ -39,8 +39,9 @@
  *     are plain (unsampled) rather than waiting. hprof_rate and hprof_seed are written before
  *     READY is published (release) and never again.
  *   - The fork gate (hprof_gate_*, a writer-preferring reader/writer gate) is entered around
- *     unwinding and bucket insertion; the fork prepare handler closes it, so no thread is inside
- *     libunwind or the table's insert lock when fork() copies the process. The fork handlers
+ *     unwinding and bucket insertion; the fork prepare handler (the innermost stage of
+ *     hprof_fork.c's sequence) closes it, so no thread is inside libunwind or the table's
+ *     insert lock when fork() copies the process. The fork handlers
  *     run inside the guard, so an atfork handler of another library (or a signal handler)
  *     that allocates meanwhile is served as overhead and never waits on the gate.
  *   - A signal handler that allocates while its thread is inside the profiler (depth > 0)
@@ -64,8 +65,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hprof_assert.h"
 #include "hprof_collect.h"
 #include "hprof_env.h"
+#include "hprof_fork.h"
 
 #if !defined(__GLIBC__) || !(defined(__x86_64__) || defined(__aarch64__))
 #error "hprof_malloc forwards to glibc's __libc_* allocator and relies on its 64-bit chunk layout"
@@ -254,6 +257,7 @@ int hprof_internal_depth(void)
  * (the guard), so the prepare handler cannot wait for its own thread. */
 static HPROF_TEXT void hprof_gate_enter(void)
 {
+    HPROF_ASSERT(!hprof_t.in_gate); /* samplers never nest (the guard) */
     for (;;) {
         atomic_fetch_add(&hprof_gate_inside[hprof_t.stripe].inside, 1);
         if (!atomic_load(&hprof_gate_closed)) {
@@ -272,6 +276,7 @@ static HPROF_TEXT void hprof_gate_leave(void)
     atomic_fetch_sub_explicit(&hprof_gate_inside[hprof_t.stripe].inside, 1, memory_order_release);
 }
 
+/* The malloc stage of the fork sequence (hprof_fork.c: the innermost). */
 static void hprof_atfork_prepare(void)
 {
     hprof_guard_enter();
@@ -287,6 +292,7 @@ static void hprof_atfork_prepare(void)
 
 static void hprof_atfork_parent(void)
 {
+    HPROF_ASSERT(atomic_load(&hprof_gate_closed)); /* prepare closed it */
     hprof_table_unlock();
     atomic_store(&hprof_gate_closed, 0);
     hprof_guard_exit();
@@ -294,6 +300,7 @@ static void hprof_atfork_parent(void)
 
 static void hprof_atfork_child(void)
 {
+    HPROF_ASSERT(atomic_load(&hprof_gate_closed)); /* prepare closed it */
     /* Our thread is the only one: re-initialise the lock instead of unlocking it. */
     hprof_table_reinit_lock_in_child();
     for (unsigned i = 0; i < HPROF_GATE_STRIPES; i++)
@@ -301,6 +308,9 @@ static void hprof_atfork_child(void)
     atomic_store(&hprof_gate_closed, 0);
     hprof_guard_exit();
 }
+
+static const struct hprof_fork_ops hprof_fork_ops = {hprof_atfork_prepare, hprof_atfork_parent,
+                                                     hprof_atfork_child};
 
 /* Does glibc still never set bit 3 of a chunk's size field? Checked on a small, an aligned and
  * an mmap'd block (the three chunk shapes). */
@@ -361,7 +371,7 @@ static void hprof_init(void)
         hprof_log("cannot map the bucket table; sampling is off\n");
         rate = 0;
     }
-    pthread_atfork(hprof_atfork_prepare, hprof_atfork_parent, hprof_atfork_child);
+    hprof_fork_register(HPROF_FORK_MALLOC, &hprof_fork_ops);
     hprof_rate = rate;
     hprof_seed = seed;
 

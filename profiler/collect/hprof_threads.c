@@ -41,6 +41,7 @@
  */
 #include "hprof_threads.h"
 
+#include "hprof_fork.h"
 #include "hprof_unwind.h"
 
 #include <dirent.h>
@@ -81,7 +82,7 @@ struct capture {
 static struct capture *_Atomic live;
 static _Atomic int inside; /* handlers between loading live and their last touch of it */
 static pthread_mutex_t capture_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
 /* ---- the handler ---- */
 
@@ -109,6 +110,8 @@ static void on_signal(int sig, siginfo_t *info, void *uc)
     errno = saved_errno;
 }
 
+/* The threads stage of the fork sequence (hprof_fork.c): capture_lock is not held across fork
+ * (a collection holds it while it waits for handlers); the child has no collection. */
 static void atfork_child(void)
 {
     pthread_mutex_init(&capture_lock, NULL);
@@ -116,9 +119,10 @@ static void atfork_child(void)
     atomic_store(&inside, 0);
 }
 
-static void register_atfork(void)
+static void register_fork_stage(void)
 {
-    pthread_atfork(NULL, NULL, atfork_child);
+    static const struct hprof_fork_ops ops = {NULL, NULL, atfork_child};
+    hprof_fork_register(HPROF_FORK_THREADS, &ops);
 }
 
 /* Install the handler unless the program handles the signal itself. capture_lock held.
@@ -236,7 +240,7 @@ size_t hprof_threads_count(void)
 int hprof_threads_capture(struct hprof_threads *out)
 {
     memset(out, 0, sizeof(*out));
-    pthread_once(&atfork_once, register_atfork);
+    pthread_once(&fork_once, register_fork_stage);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     out->time_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;

@@ -40,6 +40,7 @@
 #include "hprof_output.h"
 
 #include "hprof_env.h"
+#include "hprof_fork.h"
 
 #include <dwarf.h>
 #include <elfutils/libdw.h>
@@ -846,9 +847,12 @@ static void atfork_child(void)
     pthread_mutex_init(&sym_lock, NULL);
 }
 
-static void register_atfork(void)
+/* The symbolizer's stage of the fork sequence (hprof_fork.c): sym_lock is not held across fork
+ * (a profile's symbolization can take seconds). */
+static void register_fork_stage(void)
 {
-    pthread_atfork(NULL, NULL, atfork_child);
+    static const struct hprof_fork_ops ops = {NULL, NULL, atfork_child};
+    hprof_fork_register(HPROF_FORK_SYMBOLIZE, &ops);
 }
 
 /* HEAPPROF_SYMBOL_CACHE (bytes) and HEAPPROF_SYMBOL_DEBUGINFO, read once. A malformed budget
@@ -879,7 +883,7 @@ static void configure(void)
 
 int hprof_sym_begin(const struct hprof_maps *maps)
 {
-    pthread_once(&sym_once, register_atfork);
+    pthread_once(&sym_once, register_fork_stage);
     pthread_mutex_lock(&sym_lock);
     hprof_internal_enter();
     configure();

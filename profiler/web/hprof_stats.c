@@ -38,6 +38,7 @@
  */
 #include "hprof_web.h"
 #include "hprof_cpu.h"
+#include "hprof_fork.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -79,19 +80,21 @@ static size_t n_sources;
 static struct timespec loaded;     /* CLOCK_MONOTONIC when the program started */
 static struct timespec started_at; /* CLOCK_REALTIME then */
 
-/* A fork child's only thread cannot be inside a source: give it a fresh lock. */
+/* A fork child's only thread cannot be inside a source: give it a fresh lock. The stats stage of
+ * the fork sequence (hprof_fork.c): stats_lock is not held across fork, since the sources it is
+ * held around take the program's own locks. */
 static void atfork_child(void)
 {
     pthread_mutex_init(&stats_lock, NULL);
 }
 
+static const struct hprof_fork_ops stats_fork_ops = {NULL, NULL, atfork_child};
+
 __attribute__((constructor)) static void hprof_stats_init(void)
 {
     clock_gettime(CLOCK_MONOTONIC, &loaded);
     clock_gettime(CLOCK_REALTIME, &started_at);
-    hprof_internal_enter();
-    pthread_atfork(NULL, NULL, atfork_child);
-    hprof_internal_exit();
+    hprof_fork_register(HPROF_FORK_STATS, &stats_fork_ops);
 }
 
 static bool valid_name(const char *name)
