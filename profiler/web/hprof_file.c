@@ -10,11 +10,13 @@
  * positive duration, a thread of ours ("hprof-file") writes a profile every interval, waiting
  * on a condition variable (CLOCK_MONOTONIC) so that exit stops it at once; an atexit handler
  * stops and joins it, then writes the final profile. Files are PREFIX.NNNN.pb.gz, numbered
- * from 0000 per process; a number already taken on disk (another process with the same
- * prefix, or an earlier run) is skipped, never overwritten (rename with RENAME_NOREPLACE), so
- * the highest number is always the newest profile. A relative PREFIX is made absolute at start,
- * so a program that changes directory still writes where the user asked. A fork child does not
- * inherit the dumps (its writer thread does not exist; at its exit it writes nothing).
+ * after the highest number already in the directory (one readdir pass at the first dump: an
+ * earlier run, or another process with the same prefix), from 0000 in an empty one. A number
+ * taken since is skipped, never overwritten (rename with RENAME_NOREPLACE), so the highest
+ * number is always the newest profile; a profile is written once whatever the numbers taken. A
+ * relative PREFIX is made absolute at start, so a program that changes directory still writes where
+ * the user asked. A fork child does not inherit the dumps (its writer thread does not exist; at its
+ * exit it writes nothing).
  *
  * Locks: dump_lock serializes dumps (the interval thread against the exit handler) and guards
  * seq; ctl_lock + ctl_cond carry the stop request. Neither is ever taken by malloc. Nothing
@@ -25,6 +27,7 @@
 #include "hprof_web.h"
 #include "hprof_env.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -107,17 +110,15 @@ static int rename_noreplace(const char *tmp, const char *path)
     return 0;
 }
 
-/* Write buf to path through a temp file in the same directory. replace = 0 fails with EEXIST
- * rather than overwrite. */
-static int write_atomic(const char *path, const uint8_t *buf, size_t len, int replace)
+/* Write buf to a new temp file next to base (base.tmp.PID.N), fsync'ed and closed; its name in
+ * tmp. Returns 0 / -1 (nothing left behind). */
+static int write_temp(const char *base, const uint8_t *buf, size_t len, char *tmp, size_t tmp_len)
 {
-    char tmp[PATH_MAX];
     int fd = -1;
     static unsigned tmp_seq; /* only makes names distinct; races are settled by O_EXCL */
     for (int i = 0; i < HPROF_TMP_TRIES && fd < 0; i++) {
         unsigned n = __atomic_fetch_add(&tmp_seq, 1, __ATOMIC_RELAXED);
-        if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld.%u", path, (long)getpid(), n) >=
-            (int)sizeof(tmp)) {
+        if (snprintf(tmp, tmp_len, "%s.tmp.%ld.%u", base, (long)getpid(), n) >= (int)tmp_len) {
             errno = ENAMETOOLONG;
             return -1;
         }
@@ -127,23 +128,36 @@ static int write_atomic(const char *path, const uint8_t *buf, size_t len, int re
     }
     if (fd < 0)
         return -1;
-    if (write_all(fd, buf, len) != 0 || fsync(fd) != 0)
-        goto err;
-    int rc = close(fd);
-    fd = -1;
-    if (rc != 0)
-        goto err;
-    if (replace ? rename(tmp, path) : rename_noreplace(tmp, path))
-        goto err;
+    if (write_all(fd, buf, len) != 0 || fsync(fd) != 0) {
+        int saved = errno;
+        close(fd);
+        (void)unlink(tmp);
+        errno = saved;
+        return -1;
+    }
+    if (close(fd) != 0) {
+        int saved = errno;
+        (void)unlink(tmp);
+        errno = saved;
+        return -1;
+    }
+    return 0;
+}
+
+/* Write buf to path through a temp file in the same directory (replacing what is there). */
+static int write_atomic(const char *path, const uint8_t *buf, size_t len)
+{
+    char tmp[PATH_MAX];
+    if (write_temp(path, buf, len, tmp, sizeof(tmp)) != 0)
+        return -1;
+    if (rename(tmp, path) != 0) {
+        int saved = errno;
+        (void)unlink(tmp);
+        errno = saved;
+        return -1;
+    }
     sync_dir(path);
     return 0;
-err:;
-    int saved = errno;
-    if (fd >= 0)
-        close(fd);
-    (void)unlink(tmp);
-    errno = saved;
-    return -1;
 }
 
 int hprof_write_profile_path(const char *path, enum hprof_kind kind)
@@ -156,7 +170,7 @@ int hprof_write_profile_path(const char *path, enum hprof_kind kind)
     }
     if (hprof_pprof_take(kind, &buf, &len) != 0)
         return -1;
-    int rc = write_atomic(path, buf, len, 1);
+    int rc = write_atomic(path, buf, len);
     int saved = errno;
     hprof_output_free(buf);
     errno = saved;
@@ -170,6 +184,7 @@ static struct {
     int64_t interval_ns;        /* 0: only at exit */
     pid_t pid;                  /* the process that owns the dumps */
     unsigned seq;               /* next number to try (dump_lock) */
+    bool scanned;               /* seq starts after the directory's highest (dump_lock) */
     bool warned;                /* a failure was reported on stderr (dump_lock) */
     bool thread_started, stop;  /* stop: ctl_lock */
     pthread_t thread;
@@ -179,21 +194,74 @@ static pthread_mutex_t dump_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t ctl_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t ctl_cond;
 
-/* Write the next PREFIX.NNNN.pb.gz. Returns 0 / -1. */
+/* The number after the highest PREFIX.NNNN.pb.gz already in PREFIX's directory (0 when there is
+ * none, or the directory cannot be read: the renames below still never overwrite). One pass
+ * over the directory, at the first dump. */
+static unsigned next_free_seq(const char *prefix)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(prefix, '/'); /* prefix is absolute (see hprof_file_init) */
+    if (slash == NULL)
+        return 0;
+    snprintf(dir, sizeof(dir), "%.*s", slash == prefix ? 1 : (int)(slash - prefix), prefix);
+    const char *base = slash + 1;
+    size_t base_len = strlen(base);
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return 0;
+    unsigned next = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        const char *name = e->d_name;
+        if (strncmp(name, base, base_len) != 0 || name[base_len] != '.')
+            continue;
+        const char *digits = name + base_len + 1;
+        size_t n = strspn(digits, "0123456789");
+        if (n < 4 || n > 9 || strcmp(digits + n, ".pb.gz") != 0)
+            continue; /* not ours: a temp file, another prefix that starts like ours */
+        unsigned seq = (unsigned)strtoul(digits, NULL, 10);
+        if (seq >= next)
+            next = seq + 1;
+    }
+    closedir(d);
+    return next;
+}
+
+/* Write the next PREFIX.NNNN.pb.gz. The profile is written and fsync'ed once, to a temp file;
+ * its final name is the first free number from fw.seq, taken with a rename that never
+ * replaces (a number taken since the directory was read, by another process with our prefix,
+ * costs one more rename, not one more write). Returns 0 / -1. */
 static int dump(void)
 {
     pthread_mutex_lock(&dump_lock);
     uint8_t *buf = NULL;
     size_t len = 0;
-    char path[PATH_MAX];
-    int rc = hprof_pprof_take(HPROF_HEAP, &buf, &len);
+    char path[PATH_MAX], tmp[PATH_MAX];
+    if (!fw.scanned) {
+        hprof_internal_enter(); /* opendir allocates: the profiler's overhead, not a sample */
+        unsigned first = next_free_seq(fw.prefix);
+        hprof_internal_exit();
+        if (first > fw.seq)
+            fw.seq = first;
+        fw.scanned = true;
+    }
     snprintf(path, sizeof(path), "%s.%04u.pb.gz", fw.prefix, fw.seq);
-    for (int tries = 0; buf != NULL && tries < HPROF_SEQ_TRIES; tries++) {
-        rc = write_atomic(path, buf, len, 0);
-        if (rc == 0 || errno != EEXIST)
-            break;
-        fw.seq++; /* taken: by an earlier run, or another process with our prefix */
-        snprintf(path, sizeof(path), "%s.%04u.pb.gz", fw.prefix, fw.seq);
+    int rc = hprof_pprof_take(HPROF_HEAP, &buf, &len);
+    if (rc == 0)
+        rc = write_temp(fw.prefix, buf, len, tmp, sizeof(tmp));
+    if (rc == 0) {
+        for (int tries = 0;
+             (rc = rename_noreplace(tmp, path)) != 0 && errno == EEXIST && tries < HPROF_SEQ_TRIES;
+             tries++) {
+            fw.seq++; /* taken: by another process with our prefix */
+            snprintf(path, sizeof(path), "%s.%04u.pb.gz", fw.prefix, fw.seq);
+        }
+        if (rc != 0) {
+            int saved = errno;
+            (void)unlink(tmp);
+            errno = saved;
+        } else {
+            sync_dir(path);
+        }
     }
     if (rc == 0)
         fw.seq++;
