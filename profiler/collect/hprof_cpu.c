@@ -59,8 +59,8 @@
  * which has neither the timers (not inherited) nor the drain thread, starts idle. The timers'
  * table (g.timers, n_timers, cap_timers) and hprof_cpu_timers_on are guarded by
  * hprof_cpu_timers_lock: start, the drain thread's scan, new threads (arming themselves) and
- * stop all write it. Lock order: hprof_cpu_lock, then hprof_cpu_drain_lock or
- * hprof_cpu_timers_lock (never both); the handler takes none.
+ * stop all write it. Lock order: hprof_cpu_lock, then the drain janitor's own lock (inside
+ * janitor_stop) or hprof_cpu_timers_lock (never both); the handler takes none.
  *
  * Output: stop hands the aggregate (distinct stacks and counts, the period, the times, the
  * dropped samples) to the caller; the pprof layer writes it (pprof/hprof_writers.c), outside
@@ -89,6 +89,7 @@
 #include "lc_util.h"
 #include "hprof_tcreate.h"
 #include "hprof_unwind.h"
+#include "janitor.h"
 
 #if !defined(__x86_64__) && !defined(__aarch64__)
 #error "hprof_cpu reads the interrupted PC from the x86_64 or aarch64 ucontext"
@@ -148,8 +149,7 @@ static struct {
     struct cpu_ring *ring;
     struct cpu_agg agg;
     int64_t start_real_ns, start_mono_ns;
-    pthread_t drain;
-    bool drain_started;
+    struct janitor *drain;    /* the drain thread (libjanitor), while a profile runs */
     int64_t interval_ns;      /* CPU time between samples of a thread */
     struct cpu_timer *timers; /* one armed timer per thread (hprof_cpu_timers_lock) */
     size_t n_timers, cap_timers;
@@ -159,11 +159,6 @@ static struct {
  * read without the lock, as the new thread's fast "no profile" check). */
 static pthread_mutex_t hprof_cpu_timers_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_bool hprof_cpu_timers_on;
-
-/* The drain thread's wake-up (CLOCK_MONOTONIC), so stop does not wait a full period. */
-static pthread_mutex_t hprof_cpu_drain_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t hprof_cpu_drain_cond;
-static bool hprof_cpu_drain_stop;
 
 /* ---- the signal handler ---- */
 
@@ -294,30 +289,27 @@ static void drain(struct cpu_ring *ring, struct cpu_agg *agg)
 
 static int scan_threads(void);
 
-static void *drain_main(void *arg)
+/* The drain thread's tick (libjanitor runs it every HPROF_CPU_TICK_NS; janitor_stop wakes the
+ * thread at once, so stop does not wait a tick). */
+static void drain_tick(void *arg)
 {
     (void)arg;
-    pthread_mutex_lock(&hprof_cpu_drain_lock);
-    while (!hprof_cpu_drain_stop) {
-        struct timespec at;
-        clock_gettime(CLOCK_MONOTONIC, &at);
-        at.tv_nsec += HPROF_CPU_TICK_NS;
-        if (at.tv_nsec >= NS_PER_S) {
-            at.tv_sec++;
-            at.tv_nsec -= NS_PER_S;
-        }
-        pthread_cond_timedwait(&hprof_cpu_drain_cond, &hprof_cpu_drain_lock, &at);
-        pthread_mutex_unlock(&hprof_cpu_drain_lock);
-        hprof_internal_enter();
-        drain(g.ring, &g.agg);
-        pthread_mutex_lock(&hprof_cpu_timers_lock);
-        (void)scan_threads(); /* threads not created by pthread_create: sampled from now on */
-        pthread_mutex_unlock(&hprof_cpu_timers_lock);
-        hprof_internal_exit();
-        pthread_mutex_lock(&hprof_cpu_drain_lock);
+    /* The janitor starts its thread with every signal blocked; the drain takes SIGPROF back, so
+     * its own CPU time is sampled and shows in the profile as the profiler's cost. */
+    static __thread bool prof_unblocked;
+    if (!prof_unblocked) {
+        sigset_t prof;
+        sigemptyset(&prof);
+        sigaddset(&prof, SIGPROF);
+        pthread_sigmask(SIG_UNBLOCK, &prof, NULL);
+        prof_unblocked = true;
     }
-    pthread_mutex_unlock(&hprof_cpu_drain_lock);
-    return NULL;
+    hprof_internal_enter();
+    drain(g.ring, &g.agg);
+    pthread_mutex_lock(&hprof_cpu_timers_lock);
+    (void)scan_threads(); /* threads not created by pthread_create: sampled from now on */
+    pthread_mutex_unlock(&hprof_cpu_timers_lock);
+    hprof_internal_exit();
 }
 
 /* ---- per-thread timers (start, and the drain thread; inside hprof_internal_enter/exit) ---- */
@@ -445,17 +437,6 @@ static void delete_timers(void)
 
 /* ---- fork ---- */
 
-/* The drain thread's condition variable waits on CLOCK_MONOTONIC (a wall-clock step must not
- * stall or hurry the drain). */
-static void init_drain_cond(void)
-{
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&hprof_cpu_drain_cond, &attr);
-    pthread_condattr_destroy(&attr);
-}
-
 /* The CPU stage of the fork sequence (hprof_fork.c, which calls these in its written order). */
 static void atfork_prepare(void)
 {
@@ -479,8 +460,6 @@ static void atfork_child(void)
     atomic_store(&hprof_cpu_live, NULL);
     atomic_store(&hprof_cpu_active, 0);
     pthread_mutex_init(&hprof_cpu_lock, NULL);
-    pthread_mutex_init(&hprof_cpu_drain_lock, NULL);
-    init_drain_cond(); /* the parent's drain thread may have been waiting on it */
     memset(&g.agg, 0, sizeof(g.agg));
     pthread_mutex_init(&hprof_cpu_timers_lock, NULL);
     atomic_store(&hprof_cpu_timers_on, false);
@@ -488,7 +467,7 @@ static void atfork_child(void)
     g.n_timers = g.cap_timers = 0;
     g.ring = NULL;
     g.running = 0;
-    g.drain_started = false;
+    g.drain = NULL; /* the parent's drain thread is not in the child (its handle is leaked) */
     atomic_store(&hprof_cpu_forking, 0);
 }
 
@@ -496,7 +475,6 @@ static const struct hprof_fork_ops cpu_fork_ops = {atfork_prepare, atfork_parent
 
 static void init_once(void)
 {
-    init_drain_cond();
     hprof_fork_register(HPROF_FORK_CPU, &cpu_fork_ops);
     /* Without the hook (the table is full) new threads are still found by the rescan. */
     const struct hprof_tcreate_hooks hooks = {.on_start = cpu_on_thread_start};
@@ -528,14 +506,10 @@ static int install_handler(void)
 
 static void stop_drain_thread(void)
 {
-    if (!g.drain_started)
-        return;
-    pthread_mutex_lock(&hprof_cpu_drain_lock);
-    hprof_cpu_drain_stop = true;
-    pthread_cond_signal(&hprof_cpu_drain_cond);
-    pthread_mutex_unlock(&hprof_cpu_drain_lock);
-    pthread_join(g.drain, NULL);
-    g.drain_started = false;
+    hprof_internal_enter(); /* janitor_stop frees the handle */
+    janitor_stop(g.drain);
+    hprof_internal_exit();
+    g.drain = NULL;
 }
 
 int hprof_cpu_start(int hz)
@@ -576,11 +550,11 @@ int hprof_cpu_start(int hz)
     memset(&g.agg, 0, sizeof(g.agg));
     atomic_store(&hprof_cpu_samples, 0);
     atomic_store(&hprof_cpu_dropped, 0);
-    hprof_cpu_drain_stop = false;
-    /* The drain thread blocks every signal but SIGPROF: the program's process-directed signals
-     * (SIGTERM, SIGCHLD...) keep going to its own threads, while the drain's own CPU time is
-     * still sampled and shows in the profile as the profiler's cost. pthread_create allocates
-     * the thread's TLS: overhead too. */
+    /* The drain thread (a janitor: one tick every HPROF_CPU_TICK_NS, prompt stop) blocks every
+     * signal but SIGPROF (drain_tick): the program's process-directed signals (SIGTERM,
+     * SIGCHLD...) keep going to its own threads, while the drain's own CPU time is still
+     * sampled and shows in the profile as the profiler's cost. pthread_create allocates the
+     * thread's TLS: overhead too. */
     g.interval_ns = NS_PER_S / hz;
     g.start_real_ns = lc_realtime_ns();
     g.start_mono_ns = lc_monotonic_ns();
@@ -597,20 +571,12 @@ int hprof_cpu_start(int hz)
         err = errno;
         goto disarm;
     }
-    sigset_t all_but_prof, saved_mask;
-    sigfillset(&all_but_prof);
-    sigdelset(&all_but_prof, SIGPROF);
-    pthread_sigmask(SIG_SETMASK, &all_but_prof, &saved_mask);
     hprof_internal_enter();
-    int prc = pthread_create(&g.drain, NULL, drain_main, NULL);
+    g.drain = janitor_start("hprof-cpu", HPROF_CPU_TICK_NS, drain_tick, NULL);
+    err = errno;
     hprof_internal_exit();
-    pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
-    if (prc != 0) {
-        err = prc;
+    if (g.drain == NULL)
         goto disarm;
-    }
-    g.drain_started = true;
-    pthread_setname_np(g.drain, "hprof-cpu");
     g.hz = hz;
     g.running = 1;
     rc = 0;

@@ -7,19 +7,19 @@
  * removed and -1 returned with errno, never a partial file under the final name.
  *
  * HEAPPROF_FILE=PREFIX: a constructor reads the environment once. If HEAPPROF_INTERVAL is a
- * positive duration, a thread of ours ("hprof-file") writes a profile every interval, waiting
- * on a condition variable (CLOCK_MONOTONIC) so that exit stops it at once; an atexit handler
- * stops and joins it, then writes the final profile. Files are PREFIX.NNNN.pb.gz, numbered
- * after the highest number already in the directory (one readdir pass at the first dump: an
- * earlier run, or another process with the same prefix), from 0000 in an empty one. A number
- * taken since is skipped, never overwritten (rename with RENAME_NOREPLACE), so the highest
- * number is always the newest profile; a profile is written once whatever the numbers taken. A
- * relative PREFIX is made absolute at start, so a program that changes directory still writes where
- * the user asked. A fork child does not inherit the dumps (its writer thread does not exist; at its
- * exit it writes nothing).
+ * positive duration, a thread of ours ("hprof-file", a janitor: libjanitor's periodic thread,
+ * on CLOCK_MONOTONIC, with a condition variable so that exit stops it at once) writes a profile
+ * every interval; an atexit handler stops and joins it, then writes the final profile. Files are
+ * PREFIX.NNNN.pb.gz, numbered after the highest number already in the directory (one readdir
+ * pass at the first dump: an earlier run, or another process with the same prefix), from 0000 in
+ * an empty one. A number taken since is skipped, never overwritten (rename with
+ * RENAME_NOREPLACE), so the highest number is always the newest profile; a profile is written
+ * once whatever the numbers taken. A relative PREFIX is made absolute at start, so a program that
+ * changes directory still writes where the user asked. A fork child does not inherit the dumps
+ * (its writer thread does not exist; at its exit it writes nothing).
  *
  * Locks: dump_lock serializes dumps (the interval thread against the exit handler) and guards
- * seq; ctl_lock + ctl_cond carry the stop request. Neither is ever taken by malloc. Nothing
+ * seq; the janitor's own lock carries the stop request. Neither is ever taken by malloc. Nothing
  * here runs inside malloc: the constructor and the thread are ordinary code, and every
  * allocation is inside hprof_internal_enter/exit.
  */
@@ -32,7 +32,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -41,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "janitor.h"
 #include "lc_util.h"
 
 #define HPROF_TMP_TRIES 100    /* temp names tried before giving up */
@@ -186,13 +186,10 @@ static struct {
     unsigned seq;               /* next number to try (dump_lock) */
     bool scanned;               /* seq starts after the directory's highest (dump_lock) */
     bool warned;                /* a failure was reported on stderr (dump_lock) */
-    bool thread_started, stop;  /* stop: ctl_lock */
-    pthread_t thread;
+    struct janitor *writer;     /* the HEAPPROF_INTERVAL thread, or NULL */
 } fw;
 
 static pthread_mutex_t dump_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_mutex_t ctl_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t ctl_cond;
 
 /* The number after the highest PREFIX.NNNN.pb.gz already in PREFIX's directory (0 when there is
  * none, or the directory cannot be read: the renames below still never overwrite). One pass
@@ -274,42 +271,20 @@ static int dump(void)
     return rc;
 }
 
-static void *writer_main(void *arg)
+static void writer_tick(void *arg)
 {
     (void)arg;
-    struct timespec next;
-    clock_gettime(CLOCK_MONOTONIC, &next);
-    pthread_mutex_lock(&ctl_lock);
-    while (!fw.stop) {
-        int64_t ns = next.tv_nsec + fw.interval_ns % LC_NS_PER_SEC;
-        next.tv_sec += (time_t)(fw.interval_ns / LC_NS_PER_SEC + ns / LC_NS_PER_SEC);
-        next.tv_nsec = (long)(ns % LC_NS_PER_SEC);
-        int rc = 0;
-        while (!fw.stop && rc != ETIMEDOUT)
-            rc = pthread_cond_timedwait(&ctl_cond, &ctl_lock, &next);
-        if (fw.stop)
-            break;
-        pthread_mutex_unlock(&ctl_lock);
-        (void)dump();
-        pthread_mutex_lock(&ctl_lock);
-    }
-    pthread_mutex_unlock(&ctl_lock);
-    return NULL;
+    (void)dump();
 }
 
 static void at_exit(void)
 {
     if (getpid() != fw.pid)
-        return; /* a fork child: the dumps belong to its parent */
-    if (fw.thread_started) {
-        pthread_mutex_lock(&ctl_lock);
-        fw.stop = true;
-        pthread_cond_signal(&ctl_cond);
-        pthread_mutex_unlock(&ctl_lock);
-        if (!pthread_equal(pthread_self(), fw.thread))
-            pthread_join(fw.thread, NULL);
-        fw.thread_started = false;
-    }
+        return;             /* a fork child: the dumps belong to its parent */
+    hprof_internal_enter(); /* janitor_stop frees the handle */
+    janitor_stop(fw.writer);
+    hprof_internal_exit();
+    fw.writer = NULL;
     (void)dump();
 }
 
@@ -361,23 +336,9 @@ __attribute__((constructor)) static void hprof_file_init(void)
         hprof_log("cannot register the exit dump\n");
         return;
     }
-    if (fw.interval_ns > 0) {
-        pthread_condattr_t attr;
-        pthread_condattr_init(&attr);
-        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-        pthread_cond_init(&ctl_cond, &attr);
-        pthread_condattr_destroy(&attr);
-        /* The thread blocks every signal: the program's handlers run on its own threads. */
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        if (pthread_create(&fw.thread, NULL, writer_main, NULL) == 0) {
-            fw.thread_started = true;
-            pthread_setname_np(fw.thread, "hprof-file");
-        } else {
-            hprof_log("cannot start the HEAPPROF_INTERVAL thread: writing at exit only\n");
-        }
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-    }
+    /* The janitor's thread blocks every signal: the program's handlers run on its own threads. */
+    if (fw.interval_ns > 0 &&
+        (fw.writer = janitor_start("hprof-file", fw.interval_ns, writer_tick, NULL)) == NULL)
+        hprof_log("cannot start the HEAPPROF_INTERVAL thread: writing at exit only\n");
     hprof_internal_exit();
 }
