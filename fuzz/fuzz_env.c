@@ -1,15 +1,20 @@
 /*
  * fuzz_env: the parsers of values from the environment and the command line: HEAPPROF_RATE,
  * HEAPPROF_SEED, HEAPPROF_MUTEX_FRACTION and HEAPPROF_BLOCK_RATE (hprof_parse_u64), durations
- * (lc_parse_duration_ns: HEAPPROF_INTERVAL, --ttl, --sweep-every, --duration, ...) and bounded
- * integers (lc_parse_u64: --entry-bytes, --threads, --rate, ...). Properties: a number accepted
- * is the number written (printed back it parses to itself), bounds are kept, and a duration
- * reads the same in nanoseconds as in its own unit.
+ * (lc_parse_duration_ns: --ttl, --sweep-every, --duration, ...), bounded integers
+ * (lc_parse_u64: --entry-bytes, --threads, --rate, ...) and HEAPPROF_INTERVAL with its floor
+ * (hprof_query_interval). Properties: a number accepted is the number written (printed back it
+ * parses to itself), bounds are kept, a duration reads the same in nanoseconds as in its own
+ * unit, and an interval is never below the floor.
  */
 #include <inttypes.h>
 
 #include "fuzz.h"
+#include <stdbool.h>
+
+#include "heapprof.h"
 #include "hprof_collect.h"
+#include "hprof_query.h"
 #include "lc_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -37,6 +42,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK(lc_parse_duration_ns(back, &again) == 0 && again == ns);
         }
     }
+
+    /* HEAPPROF_INTERVAL: a positive duration, raised to the floor when shorter. */
+    int64_t interval = -1;
+    int rc = hprof_query_interval(text, &interval);
+    int64_t dur;
+    bool positive = lc_parse_duration_ns(text, &dur) == 0 && dur > 0;
+    FUZZ_CHECK(rc == (!positive ? -1 : dur < HEAPPROF_INTERVAL_MIN_NS ? 1 : 0));
+    if (rc >= 0)
+        FUZZ_CHECK(interval == (rc == 1 ? HEAPPROF_INTERVAL_MIN_NS : dur));
     free(text);
     return 0;
 }

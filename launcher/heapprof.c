@@ -43,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "heapprof.h"
 #include "lc_util.h"
 #include "lc_version.h"
 #include "lg_diff.h"
@@ -79,7 +80,7 @@ static void usage(FILE *f)
             "                     (port 0 picks one; the address is printed)\n"
             "  --file PREFIX      write PREFIX.NNNN.pb.gz at exit and every --interval\n"
             "                     (default heapprof.COMM.PID in the current directory)\n"
-            "  --interval D       also write a profile every D (500ms, 10s, 2m)\n"
+            "  --interval D       also write a profile every D (at least 1s; e.g. 10s, 2m)\n"
             "  --children         profile PROG's child processes too, each on its own port (0)\n"
             "                     and with its own prefix (PREFIX.PID); default: PROG only\n"
             "  --help, --version\n"
@@ -141,6 +142,9 @@ static int parse(int argc, char **argv, struct options *o)
         case OPT_INTERVAL:
             if (lc_parse_duration_ns(optarg, &ns) != 0 || ns <= 0)
                 return fail("--interval: \"%s\" is not a positive duration (e.g. 10s)", optarg);
+            if (ns < HEAPPROF_INTERVAL_MIN_NS)
+                return fail("--interval: %s is below the floor of %llds", optarg,
+                            HEAPPROF_INTERVAL_MIN_NS / LC_NS_PER_SEC);
             o->interval = optarg;
             break;
         case OPT_CHILDREN:

@@ -11,7 +11,8 @@
  *   HEAPPROF_RATE=N          mean bytes between samples
  *   HEAPPROF_SEED=N          make the sampling sequence repeatable (tests)
  *   HEAPPROF_FILE=PREFIX     write PREFIX.NNNN.pb.gz at exit (and every HEAPPROF_INTERVAL)
- *   HEAPPROF_INTERVAL=DUR    e.g. 10s
+ *   HEAPPROF_INTERVAL=DUR    e.g. 10s; at least HEAPPROF_INTERVAL_MIN_NS (1s): a shorter one
+ *                            is raised to it, with a message
  *   HEAPPROF_HTTP=HOST:PORT  serve /debug/pprof/... from a thread of its own (preloaded programs;
  *                            port 0 picks one: "heapprof[PID COMM]: listening /debug
  *                            http://HOST:PORT" is printed on stderr)
@@ -30,6 +31,11 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* The shortest HEAPPROF_INTERVAL (nanoseconds): each dump encodes, writes and fsyncs a whole
+ * profile, so a millisecond interval meant hundreds of files a second. Profiles closer than a
+ * second apart are what /debug/pprof/heap?seconds=N is for. */
+#define HEAPPROF_INTERVAL_MIN_NS 1000000000LL
 
 struct evhttp;
 

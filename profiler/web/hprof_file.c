@@ -7,16 +7,17 @@
  * removed and -1 returned with errno, never a partial file under the final name.
  *
  * HEAPPROF_FILE=PREFIX: a constructor reads the environment once. If HEAPPROF_INTERVAL is a
- * positive duration, a thread of ours ("hprof-file", a janitor: libjanitor's periodic thread,
- * on CLOCK_MONOTONIC, with a condition variable so that exit stops it at once) writes a profile
- * every interval; an atexit handler stops and joins it, then writes the final profile. Files are
- * PREFIX.NNNN.pb.gz, numbered after the highest number already in the directory (one readdir
- * pass at the first dump: an earlier run, or another process with the same prefix), from 0000 in
- * an empty one. A number taken since is skipped, never overwritten (rename with
- * RENAME_NOREPLACE), so the highest number is always the newest profile; a profile is written
- * once whatever the numbers taken. A relative PREFIX is made absolute at start, so a program that
- * changes directory still writes where the user asked. A fork child does not inherit the dumps
- * (its writer thread does not exist; at its exit it writes nothing).
+ * positive duration (raised to HEAPPROF_INTERVAL_MIN_NS, with a message, when shorter), a
+ * thread of ours ("hprof-file", a janitor: libjanitor's periodic thread, on CLOCK_MONOTONIC,
+ * with a condition variable so that exit stops it at once) writes a profile every interval; an
+ * atexit handler stops and joins it, then writes the final profile. Files are PREFIX.NNNN.pb.gz,
+ * numbered after the highest number already in the directory (one readdir pass at the first dump:
+ * an earlier run, or another process with the same prefix), from 0000 in an empty one. A number
+ * taken since is skipped, never overwritten (rename with RENAME_NOREPLACE), so the highest number
+ * is always the newest profile; a profile is written once whatever the numbers taken. A relative
+ * PREFIX is made absolute at start, so a program that changes directory still writes where the user
+ * asked. A fork child does not inherit the dumps (its writer thread does not exist; at its exit it
+ * writes nothing).
  *
  * Locks: dump_lock serializes dumps (the interval thread against the exit handler) and guards
  * seq; the janitor's own lock carries the stop request. Neither is ever taken by malloc. Nothing
@@ -26,6 +27,7 @@
 #include "hprof_output.h"
 #include "hprof_web.h"
 #include "hprof_env.h"
+#include "hprof_query.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -323,12 +325,17 @@ __attribute__((constructor)) static void hprof_file_init(void)
     const char *interval = hprof_env_get("HEAPPROF_INTERVAL");
     if (interval != NULL && *interval != '\0') {
         int64_t ns = 0;
-        if (lc_parse_duration_ns(interval, &ns) != 0 || ns <= 0)
+        int rc = hprof_query_interval(interval, &ns);
+        if (rc < 0)
             hprof_log("HEAPPROF_INTERVAL=%s is not a positive duration (e.g. 10s): "
                       "writing at exit only\n",
                       interval);
         else
             fw.interval_ns = ns;
+        if (rc == 1)
+            hprof_log("HEAPPROF_INTERVAL=%s is below the floor of %llds: writing every %llds\n",
+                      interval, HEAPPROF_INTERVAL_MIN_NS / LC_NS_PER_SEC,
+                      HEAPPROF_INTERVAL_MIN_NS / LC_NS_PER_SEC);
     }
     hprof_internal_enter();
     if (atexit(at_exit) != 0) {

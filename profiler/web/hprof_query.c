@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "heapprof.h"
+#include "lc_util.h"
+
 static int hex_digit(char c)
 {
     if (c >= '0' && c <= '9')
@@ -121,4 +124,17 @@ uint64_t hprof_query_address(const char *word, size_t len)
     if (*end != '\0' || errno != 0)
         return 0;
     return (uint64_t)v;
+}
+
+int hprof_query_interval(const char *text, int64_t *ns)
+{
+    int64_t v;
+    if (lc_parse_duration_ns(text, &v) != 0 || v <= 0)
+        return -1;
+    if (v < HEAPPROF_INTERVAL_MIN_NS) {
+        *ns = HEAPPROF_INTERVAL_MIN_NS;
+        return 1;
+    }
+    *ns = v;
+    return 0;
 }

@@ -1,6 +1,7 @@
 /*
- * hprof_query: the debug endpoints' parameters, read from the bytes a client sent, as Go's
- * net/http/pprof reads them. Pure functions of their arguments: no allocation, no libevent, no
+ * hprof_query: values the profiler reads from outside: the debug endpoints' parameters, read
+ * from the bytes a client sent as Go's net/http/pprof reads them, and HEAPPROF_INTERVAL. Pure
+ * functions of their arguments: no allocation, no libevent, no
  * profiler state, so they are safe inside the profiler and a fuzz target reaches them alone
  * (fuzz/fuzz_http_params.c). hprof_http.c and hprof_pages.c call them with the request's query
  * string or body.
@@ -32,5 +33,9 @@ int hprof_query_seconds(const char *query, long max, long *seconds);
 /* One word of a /debug/pprof/symbol request, as Go's strconv.ParseUint(word, 0, 64) reads it
  * (decimal, 0x hex or 0 octal); 0 for anything it would refuse. */
 uint64_t hprof_query_address(const char *word, size_t len);
+
+/* HEAPPROF_INTERVAL: 0 with *ns set; 1 when it was below HEAPPROF_INTERVAL_MIN_NS (then *ns is
+ * the floor: the caller says so); -1 when it is not a positive duration. */
+int hprof_query_interval(const char *text, int64_t *ns);
 
 #endif

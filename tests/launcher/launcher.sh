@@ -108,6 +108,10 @@ grep -q '^heapprof: cannot run /nonexistent/prog: No such file' "$LC_TMP/status.
     lc_fail "no clear message for a missing program: $(cat "$LC_TMP/status.err")"
 [ "$(status --rate lots -- true)" = 125 ] || lc_fail "a bad --rate is not 125"
 grep -q '^heapprof: --rate: "lots" is not a number' "$LC_TMP/status.err" || lc_fail "bad --rate message"
+[ "$(status --file "$LC_TMP/floor" --interval 10ms -- true)" = 125 ] ||
+    lc_fail "an --interval below the floor is not 125"
+grep -q '^heapprof: --interval: 10ms is below the floor of 1s$' "$LC_TMP/status.err" ||
+    lc_fail "--interval below the floor: message $(cat "$LC_TMP/status.err")"
 [ "$(status --bogus -- true)" = 125 ] || lc_fail "an unknown flag is not 125"
 [ "$(status)" = 125 ] || lc_fail "no program is not 125"
 [ "$(status --help)" = 0 ] || lc_fail "--help"
