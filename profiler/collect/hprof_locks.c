@@ -10,16 +10,23 @@
  * dlsym(RTLD_NEXT) in our constructor, inside the guard (dlsym may allocate), or at their first
  * call if that comes earlier.
  *
- * Cost. pthread_mutex_lock/unlock and the rwlock ones are one indirect jump through a function
- * pointer: to glibc's own function while the profiles are off (the default), so the interposer
- * adds that one instruction and nothing else; to the profiling paths while they are on. Those
- * look at the mutex's own lock word (glibc's __data.__lock, public in <bits/struct_mutex.h>:
- * 0 free, 1 held, 2 held with waiters; robust and PI mutexes keep the owner's TID) on the
- * cache line glibc is about to take anyway: a free mutex is locked at once, a release with
- * nobody waiting unlocks at once, a compare and a branch each. Only an acquisition that finds
- * the mutex held (and is about to sleep in the kernel) reads the clock, registers as a waiter
- * and, once it has the lock, maybe records a block sample. Condition variables and semaphores
- * test a global byte; their waits are system calls.
+ * Cost. pthread_mutex_lock and unlock look at the mutex's own lock word first (glibc's
+ * __data.__lock, public in <bits/struct_mutex.h>: 0 free, 1 held, 2 held with waiters; robust
+ * and PI mutexes keep the owner's TID), on the cache line glibc is about to take anyway: a free
+ * mutex is locked at once, a release with nobody waiting unlocks at once, a compare and a
+ * not-taken branch before the jump to glibc's own function, whether the profiles are on or off.
+ * Only a lock word that says "held" (or "waiters", at unlock) reads the profiles' flag, and only
+ * with a profile on does an acquisition that finds the mutex held (and is about to sleep in the
+ * kernel) read the clock, register as a waiter and, once it has the lock, maybe record a block
+ * sample. So an uncontended pair costs the same with the profiles on as off: one jump more than
+ * glibc's (the interposer's unavoidable price; BENCHMARKS.md measures it). An earlier version
+ * jumped through a function pointer (glibc's own function while off, a profiling path while
+ * on): as cheap while off, but two indirect jumps per call while on, which cost 10% more time
+ * per pair than this (bench_locks in one process against glibc's own functions, whose ratio is
+ * what the instruction count did not show). The rwlock functions still jump through such a
+ * pointer: their profiling path tries the lock first, and glibc's rwlock word is no public
+ * contract. Condition variables and semaphores test a global byte; their waits are system
+ * calls.
 
  * Blame (the mutex profile): waiters register in a small table keyed by lock address, with the
  * time they started waiting. A release that finds waiters for its lock takes the waiting they
@@ -105,12 +112,9 @@ extern const char __stop_hprof_text[] __attribute__((visibility("hidden")));
 
 /* ---- rates ---- */
 
-/* The hot functions jump through these: glibc's own while the profiles are off (one indirect
+/* The rwlock functions jump through these: glibc's own while the profiles are off (one indirect
  * jump is all the interposer adds), the profiling paths while they are on. */
-typedef int (*mutex_fn)(pthread_mutex_t *);
 typedef int (*rwlock_fn)(pthread_rwlock_t *);
-static _Atomic(mutex_fn) target_mutex_lock = hprof_real_mutex_lock;
-static _Atomic(mutex_fn) target_mutex_unlock = hprof_real_mutex_unlock;
 static _Atomic(rwlock_fn) target_rwlock_rdlock = hprof_real_rwlock_rdlock;
 static _Atomic(rwlock_fn) target_rwlock_wrlock = hprof_real_rwlock_wrlock;
 static _Atomic(rwlock_fn) target_rwlock_unlock = hprof_real_rwlock_unlock;
@@ -518,18 +522,6 @@ static HPROF_TEXT __attribute__((noinline)) int mutex_lock_contended(pthread_mut
     return rc;
 }
 
-/* pthread_mutex_lock with a profile on: a mutex that looks free is locked as glibc would (the
- * lock word is on the line glibc's compare-and-swap is about to take anyway); one that is held
- * goes to the contended path, which tries it once more and otherwise waits, timed. A mutex
- * taken by another thread between the look and glibc's own attempt waits untimed: a miss of a
- * few nanoseconds' window, the price of an uncontended lock that costs three instructions. */
-static HPROF_TEXT int mutex_lock_on(pthread_mutex_t *m)
-{
-    if (__builtin_expect(mutex_word(m) == 0, 1))
-        return hprof_real_mutex_lock(m);
-    return mutex_lock_contended(m);
-}
-
 static HPROF_TEXT __attribute__((noinline)) int mutex_unlock_contended(pthread_mutex_t *m)
 {
     if (inside_profiler())
@@ -539,15 +531,6 @@ static HPROF_TEXT __attribute__((noinline)) int mutex_unlock_contended(pthread_m
     if (rc == 0 && delay > 0)
         mutex_event(delay);
     return rc;
-}
-
-/* pthread_mutex_unlock with the mutex profile on: a lock word of 0 or 1 means nobody waits (for
- * the mutex kinds that use 2 for waiters; the others always look, in the waiter table). */
-static HPROF_TEXT int mutex_unlock_on(pthread_mutex_t *m)
-{
-    if (__builtin_expect((unsigned)mutex_word(m) <= 1, 1))
-        return hprof_real_mutex_unlock(m);
-    return mutex_unlock_contended(m);
 }
 
 static HPROF_TEXT __attribute__((noinline)) int rwlock_lock_slow(pthread_rwlock_t *rw, int write)
@@ -597,9 +580,17 @@ static inline int block_on(void)
 #define PROFILING_ON()                                                                             \
     __builtin_expect(atomic_load_explicit(&hprof_locks_on, memory_order_relaxed) != 0, 0)
 
+/* A mutex that looks free is locked as glibc would, whatever the profiles; one that is held goes
+ * to the contended path if a profile is on, which tries it once more and otherwise waits,
+ * timed. A mutex taken by another thread between the look and glibc's own attempt waits
+ * untimed: a miss of a few nanoseconds' window, the price of an uncontended lock that costs
+ * three instructions. */
 HPROF_TEXT int pthread_mutex_lock(pthread_mutex_t *m)
 {
-    return atomic_load_explicit(&target_mutex_lock, memory_order_relaxed)(m);
+    if (__builtin_expect(mutex_word(m) != 0, 0) &&
+        atomic_load_explicit(&hprof_locks_on, memory_order_relaxed) != 0)
+        return mutex_lock_contended(m);
+    return hprof_real_mutex_lock(m);
 }
 
 HPROF_TEXT int pthread_mutex_trylock(pthread_mutex_t *m)
@@ -607,9 +598,14 @@ HPROF_TEXT int pthread_mutex_trylock(pthread_mutex_t *m)
     return hprof_real_mutex_trylock(m); /* never waits: nothing to profile */
 }
 
+/* A lock word of 0 or 1 means nobody waits (for the mutex kinds that use 2 for waiters; the
+ * others keep a TID there, and always look in the waiter table while the mutex profile is on). */
 HPROF_TEXT int pthread_mutex_unlock(pthread_mutex_t *m)
 {
-    return atomic_load_explicit(&target_mutex_unlock, memory_order_relaxed)(m);
+    if (__builtin_expect((unsigned)mutex_word(m) > 1, 0) &&
+        (atomic_load_explicit(&hprof_locks_on, memory_order_relaxed) & ON_MUTEX) != 0)
+        return mutex_unlock_contended(m);
+    return hprof_real_mutex_unlock(m);
 }
 
 HPROF_TEXT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *abstime)
@@ -762,10 +758,8 @@ static void rates_apply(void)
     /* Acquisitions are watched when either profile is on (a wait is a block sample, and the
      * mutex profile needs its waiters registered); releases only for the mutex profile. */
     bool any = fraction != 0 || rate != 0;
-    atomic_store(&target_mutex_lock, any ? mutex_lock_on : hprof_real_mutex_lock);
     atomic_store(&target_rwlock_rdlock, any ? rwlock_rdlock_on : hprof_real_rwlock_rdlock);
     atomic_store(&target_rwlock_wrlock, any ? rwlock_wrlock_on : hprof_real_rwlock_wrlock);
-    atomic_store(&target_mutex_unlock, fraction ? mutex_unlock_on : hprof_real_mutex_unlock);
     atomic_store(&target_rwlock_unlock, fraction ? rwlock_unlock_on : hprof_real_rwlock_unlock);
 }
 
