@@ -5,8 +5,11 @@
 #include "lg_plot.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,6 +166,43 @@ static void run_label(const char *dir, char *out, size_t len)
     }
 }
 
+/* Run gnuplot with its stdin a pipe (returned as *gp) and its stdout out_fd; its stderr is ours,
+ * so its messages reach the user. 0, or -1 with errno. */
+static int spawn_gnuplot(const char *gnuplot, int out_fd, FILE **gp, pid_t *pid)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return -1;
+    pid_t child = fork();
+    if (child < 0) {
+        int saved = errno;
+        close(fds[0]);
+        close(fds[1]);
+        errno = saved;
+        return -1;
+    }
+    if (child == 0) {
+        /* dup2 clears close-on-exec on the copies; the originals close at exec. */
+        if (dup2(fds[0], STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0)
+            _exit(127);
+        execlp(gnuplot, gnuplot, (char *)NULL);
+        fprintf(stderr, "loadgen plot: cannot run %s: %s\n", gnuplot, strerror(errno));
+        _exit(127);
+    }
+    close(fds[0]);
+    *gp = fdopen(fds[1], "w");
+    if (*gp == NULL) {
+        int saved = errno;
+        close(fds[1]);
+        kill(child, SIGTERM);
+        waitpid(child, NULL, 0);
+        errno = saved;
+        return -1;
+    }
+    *pid = child;
+    return 0;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: loadgen plot -o FILE.png|FILE.svg [--title TEXT] DIR...\n"
@@ -218,7 +258,9 @@ int lg_plot_main(int argc, char **argv)
         return 1;
     }
 
-    int nruns = argc - optind, rc = 1, drawn = 0;
+    int nruns = argc - optind, rc = 1, drawn = 0, out_fd = -1;
+    bool created = false;
+    pid_t gp_pid = -1;
     struct run *runs = calloc((size_t)nruns, sizeof(*runs));
     if (runs == NULL) {
         fprintf(stderr, "loadgen plot: out of memory\n");
@@ -249,10 +291,19 @@ int lg_plot_main(int argc, char **argv)
         goto out;
     }
 
-    char cmd[4200];
-    snprintf(cmd, sizeof(cmd), "'%s'", gnuplot);
-    FILE *gp = popen(cmd, "w");
-    if (gp == NULL) {
+    /* The output is opened here, as a shell's redirection would open it, and becomes gnuplot's
+     * stdout: an unwritable FILE is refused with its reason before gnuplot runs, and the plot
+     * can never reach loadgen's own stdout (gnuplot keeps drawing to its stdout when its `set
+     * output` fails: the PNG bytes used to land on the terminal). */
+    out_fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (out_fd < 0) {
+        fprintf(stderr, "loadgen plot: cannot write %s: %s\n", output, strerror(errno));
+        goto out;
+    }
+    created = true;
+    FILE *gp = NULL;
+    signal(SIGPIPE, SIG_IGN); /* a gnuplot that dies early: a failed write, not our death */
+    if (spawn_gnuplot(gnuplot, out_fd, &gp, &gp_pid) != 0) {
         fprintf(stderr, "loadgen plot: cannot run %s: %s\n", gnuplot, strerror(errno));
         goto out;
     }
@@ -266,9 +317,7 @@ int lg_plot_main(int argc, char **argv)
               "}\n",
               gp);
     }
-    fputs("set output ", gp);
-    gp_string(gp, output);
-    fputs("\nset title ", gp);
+    fputs("set title ", gp);
     gp_string(gp, title);
     fputs("\nset xlabel 'elapsed (s)'\nset ylabel 'memory (MiB)'\n"
           "set key top left box opaque\nset grid\nset yrange [0:*]\nset xrange [0:*]\n",
@@ -300,20 +349,39 @@ int lg_plot_main(int argc, char **argv)
         }
     }
     fputs("\nunset output\n", gp);
-    int status = pclose(gp);
+    int status = -1, write_failed = fclose(gp) != 0;
+    while (waitpid(gp_pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    gp_pid = -1;
     struct stat st;
-    if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    if (write_failed || status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         fprintf(stderr, "loadgen plot: gnuplot failed (status %d)\n",
-                WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+                status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1);
         goto out;
     }
-    if (stat(output, &st) != 0 || st.st_size == 0) {
+    if (fstat(out_fd, &st) != 0 || st.st_size == 0) {
         fprintf(stderr, "loadgen plot: gnuplot wrote no %s\n", output);
         goto out;
     }
+    if (close(out_fd) != 0) {
+        out_fd = -1;
+        fprintf(stderr, "loadgen plot: cannot write %s: %s\n", output, strerror(errno));
+        goto out;
+    }
+    out_fd = -1;
+    created = false; /* complete: keep it */
     printf("loadgen plot: wrote %s (%d run%s)\n", output, drawn, drawn == 1 ? "" : "s");
     rc = 0;
 out:
+    if (gp_pid > 0) { /* gnuplot could not be fed: stop it */
+        kill(gp_pid, SIGTERM);
+        while (waitpid(gp_pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
+    if (out_fd >= 0)
+        close(out_fd);
+    if (created)
+        (void)unlink(output); /* no half-drawn or empty plot under the name asked for */
     for (int i = 0; i < nruns; i++) {
         free(runs[i].t);
         free(runs[i].inuse);

@@ -173,6 +173,19 @@ grep -q "<svg" "$T/p.svg" || lc_fail "not an SVG"
 grep -q "fake-leak in-use" "$T/p.svg" && grep -q "fake-ttl RSS" "$T/p.svg" || lc_fail "SVG lacks the run labels"
 expect_status 1 "plot without gnuplot" env PATH=/nonexistent "$LG" plot -o "$T/q.png" "$T/leak"
 grep -q "gnuplot is not installed" "$T/err" || lc_fail "no-gnuplot message: $(cat "$T/err")"
+# An output that cannot be written: exit 1 naming it and why, before gnuplot runs, and nothing
+# on stdout (gnuplot used to draw the PNG to loadgen's stdout when its `set output` failed).
+# Paths that refuse root too: a missing directory, /proc, a directory named like the output.
+mkdir -p "$T/isdir.png"
+for o in /nonexistent-dir/p.png /proc/p.png "$T/isdir.png"; do
+    expect_status 1 "plot -o $o" "$LG" plot -o "$o" "$T/leak"
+    grep -q "^loadgen plot: cannot write $o: " "$T/err" || lc_fail "plot -o $o: message: $(cat "$T/err")"
+    [ ! -s "$T/out" ] || lc_fail "plot -o $o: $(wc -c <"$T/out") bytes on stdout"
+done
+# gnuplot fails: exit 1, and no empty or half-drawn file is left under the name.
+expect_status 1 "plot with a failing gnuplot" env GNUPLOT=/bin/false "$LG" plot -o "$T/f.png" "$T/leak"
+grep -q "gnuplot failed" "$T/err" || lc_fail "failing gnuplot: message: $(cat "$T/err")"
+[ ! -e "$T/f.png" ] || lc_fail "failing gnuplot left $T/f.png"
 
 # --- rate accuracy, max, and a stalled server (SIGSTOP by PID for 1 s) against bare_server
 lc_start_server bare "$BIN/bare_server" --threads 1
