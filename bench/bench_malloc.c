@@ -23,6 +23,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "lc_util.h"
+
 #define BENCH_MAX_THREADS 64
 #define BENCH_MAX_REPS    101
 
@@ -82,12 +84,10 @@ static int bench_cmp(const void *a, const void *b)
 
 static int bench_parse(const char *s, long lo, long hi, long *out)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+    int64_t v;
+    if (lc_parse_i64(s, lo, hi, &v) != 0)
         return -1;
-    *out = v;
+    *out = (long)v;
     return 0;
 }
 

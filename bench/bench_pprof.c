@@ -258,10 +258,13 @@ static void part2(struct server *s, size_t target)
 int main(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) {
-            runs = atoi(argv[++i]);
+        uint64_t n;
+        if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc &&
+            lc_parse_u64(argv[i + 1], 1, BENCH_MAX_RUNS, &n) == 0) {
+            runs = (int)n;
+            i++;
         } else {
-            fprintf(stderr, "usage: bench_pprof [--runs N]\n");
+            fprintf(stderr, "usage: bench_pprof [--runs 1..%d]\n", BENCH_MAX_RUNS);
             return 2;
         }
     }

@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -42,16 +43,58 @@ int lc_parse_duration_ns(const char *text, int64_t *out_ns)
     return -1;
 }
 
+/* The magnitude written in text[0..len): digits only, at least one, at most UINT64_MAX. */
+static int parse_digits(const char *text, size_t len, uint64_t *out)
+{
+    if (len == 0)
+        return -1;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] < '0' || text[i] > '9')
+            return -1;
+        uint64_t digit = (uint64_t)(text[i] - '0');
+        if (v > (UINT64_MAX - digit) / 10)
+            return -1;
+        v = v * 10 + digit;
+    }
+    *out = v;
+    return 0;
+}
+
+int lc_parse_u64_n(const char *text, size_t len, uint64_t min, uint64_t max, uint64_t *out)
+{
+    uint64_t v;
+    if (text == NULL || parse_digits(text, len, &v) != 0 || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
 int lc_parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out)
 {
-    if (text == NULL || !isdigit((unsigned char)*text))
+    return text == NULL ? -1 : lc_parse_u64_n(text, strlen(text), min, max, out);
+}
+
+int lc_parse_i64(const char *text, int64_t min, int64_t max, int64_t *out)
+{
+    if (text == NULL)
         return -1;
-    char *end;
-    errno = 0;
-    unsigned long long value = strtoull(text, &end, 10);
-    if (errno != 0 || *end != '\0' || value < min || value > max)
+    bool negative = *text == '-';
+    if (*text == '+' || *text == '-')
+        text++;
+    uint64_t mag;
+    if (parse_digits(text, strlen(text), &mag) != 0)
         return -1;
-    *out = value;
+    int64_t v;
+    if (negative && mag <= (uint64_t)INT64_MAX + 1)
+        v = mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)mag;
+    else if (!negative && mag <= (uint64_t)INT64_MAX)
+        v = (int64_t)mag;
+    else
+        return -1; /* out of int64's range: an error in Go too */
+    if (v < min || v > max)
+        return -1;
+    *out = v;
     return 0;
 }
 

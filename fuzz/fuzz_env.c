@@ -1,6 +1,6 @@
 /*
  * fuzz_env: the parsers of values from the environment and the command line: HEAPPROF_RATE,
- * HEAPPROF_SEED, HEAPPROF_MUTEX_FRACTION and HEAPPROF_BLOCK_RATE (hprof_parse_u64), durations
+ * HEAPPROF_SEED, HEAPPROF_MUTEX_FRACTION and HEAPPROF_BLOCK_RATE (lc_parse_u64), durations
  * (lc_parse_duration_ns: --ttl, --sweep-every, --duration, ...), bounded integers
  * (lc_parse_u64: --entry-bytes, --threads, --rate, ...) and HEAPPROF_INTERVAL with its floor
  * (hprof_query_interval). Properties: a number accepted is the number written (printed back it
@@ -13,7 +13,6 @@
 #include <stdbool.h>
 
 #include "heapprof.h"
-#include "hprof_collect.h"
 #include "hprof_query.h"
 #include "lc_util.h"
 
@@ -23,10 +22,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char back[64];
 
     uint64_t u;
-    if (hprof_parse_u64(text, &u) == 0) {
+    if (lc_parse_u64(text, 0, UINT64_MAX, &u) == 0) {
         snprintf(back, sizeof(back), "%" PRIu64, u);
         uint64_t again;
-        FUZZ_CHECK(hprof_parse_u64(back, &again) == 0 && again == u);
+        FUZZ_CHECK(lc_parse_u64(back, 0, UINT64_MAX, &again) == 0 && again == u);
         FUZZ_CHECK(text[0] >= '0' && text[0] <= '9');
     }
 

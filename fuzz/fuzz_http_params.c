@@ -6,10 +6,12 @@
  * Properties: a decoded value fits its buffer; seconds is 0 or 1..max; a parameter is found
  * in "name=value&..." when it is there.
  */
+#include <inttypes.h>
 #include <limits.h>
 
 #include "fuzz.h"
 #include "hprof_query.h"
+#include "lc_util.h"
 
 #define MAX_SECONDS 300 /* HPROF_HTTP_MAX_SECONDS */
 
@@ -25,12 +27,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(hprof_query_param(query, names[i], value, sizeof(value)) == found);
         FUZZ_CHECK(strlen(value) < sizeof(value));
         FUZZ_CHECK(found || value[0] == '\0');
-        long long n;
-        if (hprof_query_int(value, &n) == 0) {
+        int64_t n;
+        if (lc_parse_i64(value, INT64_MIN, INT64_MAX, &n) == 0) {
             /* ParseInt's grammar: what it accepts prints back the same, but for a '+' or
              * leading zeros. */
             char back[32];
-            snprintf(back, sizeof(back), "%lld", n);
+            snprintf(back, sizeof(back), "%" PRId64, n);
             if (value[0] != '+' && value[0 + (value[0] == '-')] != '0')
                 FUZZ_CHECK(strcmp(back, value) == 0);
         }

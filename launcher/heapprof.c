@@ -281,19 +281,19 @@ struct found {
 /* "1234.pb.gz" -> 1 (seq 1234); "1240.0000.pb.gz" -> 2 (pid 1240); else 0. */
 static int classify(const char *rest, long *first)
 {
-    char *end;
-    errno = 0;
-    long a = strtol(rest, &end, 10);
-    if (end == rest || errno != 0 || a < 0)
+    size_t n = strspn(rest, "0123456789");
+    uint64_t a;
+    if (lc_parse_u64_n(rest, n, 0, LONG_MAX, &a) != 0)
         return 0;
-    *first = a;
+    *first = (long)a;
+    const char *end = rest + n;
     if (strcmp(end, ".pb.gz") == 0)
         return 1;
     if (*end != '.')
         return 0;
     const char *second = end + 1;
-    (void)strtol(second, &end, 10);
-    return end != second && strcmp(end, ".pb.gz") == 0 ? 2 : 0;
+    size_t m = strspn(second, "0123456789");
+    return m > 0 && strcmp(second + m, ".pb.gz") == 0 ? 2 : 0;
 }
 
 static void find_profiles(const char *prefix, time_t since, struct found *f)
@@ -350,11 +350,9 @@ static int64_t profile_peak(const pcodec_profile *p)
         const char *c = pcodec_string(p, p->comment[i]);
         if (strncmp(c, key, sizeof(key) - 1) != 0)
             continue;
-        char *end;
-        errno = 0;
-        long long v = strtoll(c + sizeof(key) - 1, &end, 10);
-        if (end != c + sizeof(key) - 1 && *end == '\0' && errno == 0 && v >= 0)
-            return v;
+        uint64_t v;
+        if (lc_parse_u64(c + sizeof(key) - 1, 0, INT64_MAX, &v) == 0)
+            return (int64_t)v;
     }
     return -1;
 }

@@ -6,7 +6,8 @@
  * hprof_unwind.h for the signal engines, and hprof_internal.h for the snapshot):
  *
  *   hprof_sampler.c  pure functions: the per-thread PRNG, exponential sample distances, the
- *                    unbiasing weight, the HEAPPROF_* number parser. No state, no locks.
+ *                    unbiasing weight. No state, no locks. (HEAPPROF_* numbers are read with
+ *                    lc_util's lc_parse_u64, which is safe inside malloc too.)
  *   hprof_table.c    the bucket table: (stack, size) -> counters. It never calls malloc on its
  *                    record path (buckets live in mmap'd arenas), so it can be unit-tested from
  *                    many threads under TSan without the interposer (tests/profiler_collect).
@@ -47,9 +48,6 @@ size_t hprof_sample_distance(uint64_t *state, uint64_t rate);
 /* The unbiasing weight of a sample of `size` bytes: 1 / (1 - exp(-size / rate)); exactly 1 at
  * rate 1 (every allocation is recorded). */
 double hprof_sample_weight(uint64_t size, uint64_t rate);
-
-/* Parse a decimal unsigned integer (digits only, no sign, no spaces). Returns 0 / -1. */
-int hprof_parse_u64(const char *s, uint64_t *out);
 
 /* ---- bucket table (hprof_table.c) ---- */
 

@@ -73,6 +73,7 @@
 #include "hprof_env.h"
 #include "hprof_fork.h"
 #include "hprof_tcreate.h"
+#include "lc_util.h"
 
 #if defined(__x86_64__)
 #define HPROF_GLIBC_BASE "GLIBC_2.2.5"
@@ -999,7 +1000,7 @@ static uint64_t env_rate(const char *name)
     uint64_t v;
     if (s == NULL || *s == '\0')
         return 0;
-    if (hprof_parse_u64(s, &v) != 0) {
+    if (lc_parse_u64(s, 0, UINT64_MAX, &v) != 0) {
         hprof_log("ignoring %s=%s: not a non-negative integer\n", name, s);
         return 0;
     }

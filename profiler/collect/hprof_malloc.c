@@ -69,6 +69,7 @@
 #include "hprof_collect.h"
 #include "hprof_env.h"
 #include "hprof_fork.h"
+#include "lc_util.h"
 
 #if !defined(__GLIBC__) || !(defined(__x86_64__) || defined(__aarch64__))
 #error "hprof_malloc forwards to glibc's __libc_* allocator and relies on its 64-bit chunk layout"
@@ -337,7 +338,7 @@ static uint64_t hprof_env_u64(const char *name, uint64_t dflt, int *given)
     *given = 0;
     if (s == NULL || *s == '\0')
         return dflt;
-    if (hprof_parse_u64(s, &v) != 0) {
+    if (lc_parse_u64(s, 0, UINT64_MAX, &v) != 0) {
         hprof_log("ignoring %s=%s: not a non-negative integer\n", name, s);
         return dflt;
     }

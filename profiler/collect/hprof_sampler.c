@@ -64,20 +64,3 @@ double hprof_sample_weight(uint64_t size, uint64_t rate)
     /* -expm1(-x) = 1 - exp(-x) without cancellation for small size/rate. */
     return 1.0 / -expm1(-(double)size / (double)rate);
 }
-
-int hprof_parse_u64(const char *s, uint64_t *out)
-{
-    uint64_t v = 0;
-    if (s == NULL || *s == '\0')
-        return -1;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9')
-            return -1;
-        uint64_t digit = (uint64_t)(*s - '0');
-        if (v > (UINT64_MAX - digit) / 10)
-            return -1;
-        v = v * 10 + digit;
-    }
-    *out = v;
-    return 0;
-}

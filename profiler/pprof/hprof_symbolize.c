@@ -41,6 +41,7 @@
 
 #include "hprof_env.h"
 #include "hprof_fork.h"
+#include "lc_util.h"
 
 #include <dwarf.h>
 #include <elfutils/libdw.h>
@@ -866,10 +867,8 @@ static void configure(void)
     /* Captured at load by hprof_env (the variables are then taken out of the environment). */
     const char *v = hprof_env_get("HEAPPROF_SYMBOL_CACHE");
     if (v != NULL && *v != '\0') {
-        char *end;
-        errno = 0;
-        unsigned long long n = strtoull(v, &end, 10);
-        if (errno != 0 || *end != '\0' || v[0] == '-')
+        uint64_t n;
+        if (lc_parse_u64(v, 0, UINT64_MAX, &n) != 0)
             hprof_log("HEAPPROF_SYMBOL_CACHE=%s is not a byte count; using %u\n", v,
                       SYM_CACHE_DEFAULT_BYTES);
         else

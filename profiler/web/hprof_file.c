@@ -215,11 +215,12 @@ static unsigned next_free_seq(const char *prefix)
             continue;
         const char *digits = name + base_len + 1;
         size_t n = strspn(digits, "0123456789");
-        if (n < 4 || n > 9 || strcmp(digits + n, ".pb.gz") != 0)
+        uint64_t seq;
+        if (n < 4 || n > 9 || strcmp(digits + n, ".pb.gz") != 0 ||
+            lc_parse_u64_n(digits, n, 0, UINT_MAX - 1, &seq) != 0)
             continue; /* not ours: a temp file, another prefix that starts like ours */
-        unsigned seq = (unsigned)strtoul(digits, NULL, 10);
         if (seq >= next)
-            next = seq + 1;
+            next = (unsigned)seq + 1;
     }
     closedir(d);
     return next;

@@ -63,34 +63,12 @@ int hprof_query_param(const char *query, const char *name, char *out, size_t len
     return 0;
 }
 
-int hprof_query_int(const char *s, long long *out)
-{
-    const char *p = s;
-    int negative = 0;
-    if (*p == '+' || *p == '-')
-        negative = *p++ == '-';
-    if (*p == '\0')
-        return -1;
-    unsigned long long v = 0;
-    for (; *p != '\0'; p++) {
-        if (*p < '0' || *p > '9')
-            return -1;
-        if (v > ((unsigned long long)LLONG_MAX + 1 - (unsigned)(*p - '0')) / 10)
-            return -1; /* out of range: an error in Go too */
-        v = v * 10 + (unsigned)(*p - '0');
-    }
-    if (!negative && v > (unsigned long long)LLONG_MAX)
-        return -1;
-    *out = negative ? (long long)(0 - v) : (long long)v;
-    return 0;
-}
-
 int hprof_query_debug(const char *query)
 {
     char value[64];
-    long long debug;
+    int64_t debug;
     if (!hprof_query_param(query, "debug", value, sizeof(value)) ||
-        hprof_query_int(value, &debug) != 0 || debug < INT_MIN || debug > INT_MAX)
+        lc_parse_i64(value, INT_MIN, INT_MAX, &debug) != 0)
         return 0; /* Go: debug, _ := strconv.Atoi(...) */
     return (int)debug;
 }
@@ -98,11 +76,11 @@ int hprof_query_debug(const char *query)
 int hprof_query_seconds(const char *query, long max, long *seconds)
 {
     char value[64];
-    long long v;
+    int64_t v;
     *seconds = 0;
     if (!hprof_query_param(query, "seconds", value, sizeof(value)) || value[0] == '\0')
         return 0;
-    if (hprof_query_int(value, &v) != 0 || v <= 0)
+    if (lc_parse_i64(value, INT64_MIN, INT64_MAX, &v) != 0 || v <= 0)
         return -1;
     if (v > max)
         return -2;

@@ -20,10 +20,8 @@
  * bytes (a cut value is never a valid number). Returns 1 if present, 0 if not (out is ""). */
 int hprof_query_param(const char *query, const char *name, char *out, size_t len);
 
-/* Go's strconv.ParseInt(s, 10, 64): an optional sign, then decimal digits only. 0, or -1. */
-int hprof_query_int(const char *s, long long *out);
-
-/* debug=N as Go reads it (strconv.Atoi, anything unparsable or out of int's range is 0). */
+/* debug=N as Go reads it (strconv.Atoi, anything unparsable or out of int's range is 0). Numbers
+ * are read with lc_util's lc_parse_i64, Go's strconv.ParseInt(s, 10, 64). */
 int hprof_query_debug(const char *query);
 
 /* Go's check of seconds=: a positive integer no larger than max. 0 with *seconds set (0 when

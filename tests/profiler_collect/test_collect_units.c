@@ -1,6 +1,6 @@
 /*
- * The sampler's pure functions, without the interposer: the number parser, the unbiasing
- * weight, the distribution of sample distances, and the per-thread generator's determinism.
+ * The sampler's pure functions, without the interposer: the unbiasing weight, the distribution of
+ * sample distances, and the per-thread generator's determinism.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,26 +11,6 @@
 #include <math.h>
 
 #include "hprof_collect.h"
-
-static void test_parse(void **state)
-{
-    (void)state;
-    uint64_t v = 7;
-    assert_int_equal(hprof_parse_u64("0", &v), 0);
-    assert_int_equal(v, 0);
-    assert_int_equal(hprof_parse_u64("524288", &v), 0);
-    assert_int_equal(v, 524288);
-    assert_int_equal(hprof_parse_u64("18446744073709551615", &v), 0);
-    assert_true(v == UINT64_MAX);
-    const char *bad[] = {
-        "", "-1", "+1", " 1", "1 ", "1k", "0x10", "18446744073709551616", "99999999999999999999"};
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        v = 7;
-        assert_int_equal(hprof_parse_u64(bad[i], &v), -1);
-        assert_int_equal(v, 7);
-    }
-    assert_int_equal(hprof_parse_u64(NULL, &v), -1);
-}
 
 static void test_weight(void **state)
 {
@@ -106,7 +86,6 @@ static void test_rng_determinism(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse),
         cmocka_unit_test(test_weight),
         cmocka_unit_test(test_distance_special_rates),
         cmocka_unit_test(test_distance_distribution),
