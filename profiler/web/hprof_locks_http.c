@@ -18,10 +18,11 @@
  * threads never end; a C program's do, see hprof_locks.c): threadcreate/count, and at ?debug=1
  * Go's count text "threadcreate profile: total N", N the live threads listed.
  *
- * The wait is an evtimer on the debug listener's loop, never a sleep; a client that leaves
- * closes the window at once (the connection's close callback). Each pending request owns its
- * window and its first snapshot; exactly one of the timer and the close callback frees them
- * (each clears the other first). All allocations are inside hprof_internal_enter/exit.
+ * The wait is hprof_defer's (an evtimer on the debug listener's loop, never a sleep, and a watch
+ * on the client's socket): a client that leaves closes the window at once, not when the reply
+ * would have failed N seconds later (libevent does not read a connection whose request waits
+ * for its reply). Each pending request owns its window and its first snapshot; exactly one of
+ * on_done and on_gone frees them. All allocations are inside hprof_internal_enter/exit.
  */
 #include "hprof_registry.h"
 #include "hprof_web.h"
@@ -32,6 +33,7 @@
 #include <event2/http.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,13 +104,12 @@ uint64_t hprof_locks_http_count_block(void)
 
 /* ---- ?seconds=N ---- */
 
+/* A delta waiting for its time (hprof_defer.c): the window it opened and its first snapshot. */
 struct pending {
-    struct evhttp_request *req;
-    struct evhttp_connection *conn;
-    struct event *timer;
     const struct hprof_profile *p;
     struct hprof_lock_snapshot p0;
     struct timespec start;
+    bool window; /* hprof_locks_window_begin ran: pending_free ends it */
 };
 
 static int n_pending; /* atomically: two listeners may share it */
@@ -116,22 +117,19 @@ static int n_pending; /* atomically: two listeners may share it */
 static void pending_free(struct pending *d)
 {
     hprof_internal_enter();
-    hprof_locks_window_end();
-    if (d->timer != NULL)
-        event_free(d->timer);
+    if (d->window)
+        hprof_locks_window_end();
     hprof_locks_snapshot_release(&d->p0);
     free(d);
     __atomic_fetch_sub(&n_pending, 1, __ATOMIC_RELAXED);
     hprof_internal_exit();
 }
 
-static void on_timer(evutil_socket_t fd, short what, void *arg)
+/* The time has passed: reply with p1 - p0. */
+static void on_done(struct evhttp_request *req, void *arg)
 {
-    (void)fd;
-    (void)what;
     struct pending *d = arg;
     hprof_internal_enter();
-    evhttp_connection_set_closecb(d->conn, NULL, NULL);
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     int64_t duration =
@@ -146,11 +144,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         hprof_locks_encode(&diff, duration, &buf, &len) != 0) {
         char msg[160];
         snprintf(msg, sizeof(msg), "failed to compute delta: %s", strerror(errno ? errno : ENOMEM));
-        hprof_web_error(d->req, HTTP_INTERNAL, msg);
+        hprof_web_error(req, HTTP_INTERNAL, msg);
     } else {
         char name[48];
         snprintf(name, sizeof(name), "%s-delta", d->p->name);
-        hprof_web_reply_profile(d->req, name, buf, len);
+        hprof_web_reply_profile(req, name, buf, len);
     }
     hprof_locks_snapshot_release(&diff);
     hprof_locks_snapshot_release(&p1);
@@ -158,9 +156,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     hprof_internal_exit();
 }
 
-static void on_gone(struct evhttp_connection *conn, void *arg)
+/* The client left first (hprof_defer watches its socket): close the window now, not N seconds
+ * later, and free the slot. */
+static void on_gone(struct evhttp_request *req, void *arg)
 {
-    (void)conn;
+    (void)req;
     pending_free(arg);
 }
 
@@ -174,35 +174,33 @@ static void serve_delta(struct evhttp_request *req, const struct hprof_profile *
         hprof_web_error(req, HTTP_SERVUNAVAIL, msg);
         return;
     }
+    struct hprof_deferred *wait = NULL;
     struct pending *d = calloc(1, sizeof(*d));
     if (d == NULL) {
         __atomic_fetch_sub(&n_pending, 1, __ATOMIC_RELAXED);
         hprof_web_error(req, HTTP_INTERNAL, "failed to collect profile: out of memory");
         return;
     }
-    hprof_locks_window_begin(); /* pending_free closes it */
-    d->req = req;
     d->p = p;
-    d->conn = evhttp_request_get_connection(req);
-    struct event_base *base = d->conn != NULL ? evhttp_connection_get_base(d->conn) : NULL;
-    if (base == NULL || (d->timer = evtimer_new(base, on_timer, d)) == NULL) {
+    if ((wait = hprof_deferred_new(req, on_done, on_gone, d)) == NULL) {
         hprof_web_error(req, HTTP_INTERNAL, "failed to collect profile: out of memory");
-        pending_free(d);
-        return;
+        goto fail;
     }
+    hprof_locks_window_begin();
+    d->window = true;
     clock_gettime(CLOCK_MONOTONIC, &d->start);
     if (hprof_locks_snapshot(profile_of(p), &d->p0) != 0) {
         hprof_web_error(req, HTTP_INTERNAL, "failed to collect profile: out of memory");
-        pending_free(d);
-        return;
+        goto fail;
     }
-    struct timeval tv = {seconds, 0};
-    if (evtimer_add(d->timer, &tv) != 0) {
+    if (hprof_deferred_start(wait, seconds) != 0) {
         hprof_web_error(req, HTTP_INTERNAL, "failed to collect profile: cannot arm the timer");
-        pending_free(d);
-        return;
+        goto fail;
     }
-    evhttp_connection_set_closecb(d->conn, on_gone, d);
+    return;
+fail:
+    hprof_deferred_free(wait);
+    pending_free(d);
 }
 
 void hprof_locks_http_serve(struct evhttp_request *req, void *arg)

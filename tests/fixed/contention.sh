@@ -10,6 +10,7 @@
 #    one count per thread but main;
 #  - a second fixed with both profiles off: mutex?seconds=2 under load switches the profile on
 #    for the window (a non-empty delta named mutex-delta, Duration 2s), and off again after it;
+#    a client that leaves a ?seconds=30 request closes its window and frees its slot at once;
 #  - bad parameters: seconds with debug, seconds=0: 400 as Go answers.
 # usage: contention.sh FIXED LOADGEN   (exit 77: no Go toolchain)
 set -u
@@ -96,6 +97,28 @@ pprof -top -nodecount=1000 "$LC_TMP/delta.pb.gz" >"$LC_TMP/delta_top"
 expect "$LC_TMP/delta_top" '^Duration: 3(\.[0-9]+)?s' ' (store_put|sweep_scan)$'
 [ "$(status_of "$D/mutex?debug=1")" = 200 ] || lc_fail "mutex?debug=1"
 expect "$LC_TMP/body" '^sampling period=0$' # the window closed
+
+# A client that leaves closes its window at once (its socket is watched), not after its 30 s,
+# and frees its slot: 8 such clients, then a ninth delta is still served.
+curl -s -o /dev/null --max-time 1 "$D/block?seconds=30" && lc_fail "a 30 s delta came back in 1 s"
+sleep 0.5 # the server sees the client leave (EOF on its socket)
+[ "$(status_of "$D/block?debug=1")" = 200 ] || lc_fail "block?debug=1"
+[ "$(status_of "$D/mutex?debug=1")" = 200 ] || lc_fail "mutex?debug=1"
+expect "$LC_TMP/body" '^sampling period=0$' # no window left open by the client that left
+pids=""
+for _ in $(seq 8); do
+    curl -s -o /dev/null --max-time 30 "$D/mutex?seconds=30" &
+    pids="$pids $!"
+done
+sleep 0.5
+[ "$(status_of "$D/block?seconds=1")" = 503 ] || lc_fail "a ninth delta was not refused: $(cat "$LC_TMP/body")"
+kill $pids 2>/dev/null
+wait $pids 2>/dev/null
+sleep 0.5
+[ "$(status_of "$D/block?seconds=1")" = 200 ] ||
+    lc_fail "deltas whose clients left still hold their slots: $(cat "$LC_TMP/body")"
+[ "$(status_of "$D/mutex?debug=1")" = 200 ] || lc_fail "mutex?debug=1"
+expect "$LC_TMP/body" '^sampling period=0$'
 lc_stop_server T
 [ "$T_STATUS" = 0 ] || lc_fail "fixed exited $T_STATUS: $(tail -5 "$T_ERR")"
 echo "contention: mutex and block profiles read by pprof; the window switched mutex on and off"
