@@ -33,11 +33,14 @@
  * ratio_fast: fastest-decile ns / glibc's.
  */
 #include <dlfcn.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "lc_util.h"
 
 #define MAX_REPS    101
 #define MAX_BATCHES 100000
@@ -159,29 +162,22 @@ static void vs_libc(int batches, long batch, int threads)
 
 int main(int argc, char **argv)
 {
-    long iters = 20000000;
-    int reps = 7, batches = 2000;
-    long batch = 2000;
+    int64_t iters = 20000000, reps = 7, batches = 2000, batch = 2000;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--iters") == 0 && i + 1 < argc)
-            iters = atol(argv[++i]);
-        else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc)
-            reps = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--batches") == 0 && i + 1 < argc)
-            batches = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc)
-            batch = atol(argv[++i]);
-        else {
+        int64_t *v = strcmp(argv[i], "--iters") == 0     ? &iters
+                     : strcmp(argv[i], "--reps") == 0    ? &reps
+                     : strcmp(argv[i], "--batches") == 0 ? &batches
+                     : strcmp(argv[i], "--batch") == 0   ? &batch
+                                                         : NULL;
+        int64_t lo = v == &batches ? 0 : 1;
+        int64_t hi = v == &reps ? MAX_REPS : v == &batches ? MAX_BATCHES : INT64_C(1) << 40;
+        if (v == NULL || i + 1 >= argc || lc_parse_i64(argv[++i], lo, hi, v) != 0) {
             fprintf(stderr,
-                    "usage: bench_locks [--iters N] [--reps N] [--batches N] [--batch N]\n");
+                    "usage: bench_locks [--iters N] [--reps 1..%d] [--batches 0..%d] "
+                    "[--batch N]\n",
+                    MAX_REPS, MAX_BATCHES);
             return 2;
         }
-    }
-    if (iters < 1 || reps < 1 || reps > MAX_REPS || batch < 1 || batches < 0 ||
-        batches > MAX_BATCHES) {
-        fprintf(stderr, "bench_locks: --iters >= 1, --reps 1..%d, --batch >= 1, --batches 0..%d\n",
-                MAX_REPS, MAX_BATCHES);
-        return 2;
     }
     if (batches > 0 && find_libc() != 0) {
         fprintf(stderr, "bench_locks: cannot find libc.so.6's pthread_mutex_lock (dlsym)\n");
@@ -189,12 +185,13 @@ int main(int argc, char **argv)
     }
     double ns[MAX_REPS];
     for (int r = 0; r < reps; r++)
-        ns[r] = run(iters);
+        ns[r] = run((long)iters);
     qsort(ns, (size_t)reps, sizeof(ns[0]), cmp_double);
-    printf("bench_locks iters=%ld reps=%d ns_per_pair median=%.2f min=%.2f max=%.2f\n", iters, reps,
-           ns[reps / 2], ns[0], ns[reps - 1]);
+    printf("bench_locks iters=%" PRId64 " reps=%" PRId64 " ns_per_pair median=%.2f min=%.2f "
+           "max=%.2f\n",
+           iters, reps, ns[reps / 2], ns[0], ns[reps - 1]);
     if (batches > 0) {
-        vs_libc(batches, batch, 1);
+        vs_libc((int)batches, (long)batch, 1);
         /* A second thread, idle: from now on glibc takes its multi-threaded paths (a process
          * that has ever had two threads uses atomic instructions; a single-threaded one may
          * lock a private mutex with a plain store), which is every threaded program's case. */
@@ -203,7 +200,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_locks: pthread_create failed\n");
             return 1;
         }
-        vs_libc(batches, batch, 2);
+        vs_libc((int)batches, (long)batch, 2);
         pthread_mutex_lock(&idle_lock);
         idle_stop = 1;
         pthread_cond_signal(&idle_cond);

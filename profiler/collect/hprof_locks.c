@@ -83,18 +83,54 @@
 #error "hprof_locks binds glibc's internal pthread names of x86_64 or aarch64"
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+#define HPROF_UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define HPROF_UNDER_TSAN 1
+#endif
+#endif
+
+#ifndef HPROF_UNDER_TSAN
 /* glibc's own functions under their internal names. */
-#define HPROF_REAL(ret, name, sym, ...)                                                            \
-    extern ret name(__VA_ARGS__) __attribute__((noplt));                                           \
+#define HPROF_REAL(ret, name, sym, public_name, type)                                              \
+    extern ret name(type) __attribute__((noplt));                                                  \
     __asm__(".symver " #name ", " sym "@" HPROF_GLIBC_BASE)
-HPROF_REAL(int, hprof_real_mutex_lock, "__pthread_mutex_lock", pthread_mutex_t *);
-HPROF_REAL(int, hprof_real_mutex_trylock, "__pthread_mutex_trylock", pthread_mutex_t *);
-HPROF_REAL(int, hprof_real_mutex_unlock, "__pthread_mutex_unlock", pthread_mutex_t *);
-HPROF_REAL(int, hprof_real_rwlock_rdlock, "__pthread_rwlock_rdlock", pthread_rwlock_t *);
-HPROF_REAL(int, hprof_real_rwlock_wrlock, "__pthread_rwlock_wrlock", pthread_rwlock_t *);
-HPROF_REAL(int, hprof_real_rwlock_tryrdlock, "__pthread_rwlock_tryrdlock", pthread_rwlock_t *);
-HPROF_REAL(int, hprof_real_rwlock_trywrlock, "__pthread_rwlock_trywrlock", pthread_rwlock_t *);
-HPROF_REAL(int, hprof_real_rwlock_unlock, "__pthread_rwlock_unlock", pthread_rwlock_t *);
+#else
+/* Compiled with ThreadSanitizer (the interposer's TSan test, tests/profiler_collect/tsan_locks.c):
+ * the next definition of the public name, which is TSan's interceptor, so that TSan sees every
+ * lock and unlock the program makes through us (glibc's own function would hide them from it
+ * and every section they protect would look like a race). Looked up at the first call. */
+#define HPROF_REAL(ret, name, sym, public_name, type)                                              \
+    static ret name(type arg)                                                                      \
+    {                                                                                              \
+        static ret (*_Atomic fn)(type);                                                            \
+        ret (*f)(type) = atomic_load_explicit(&fn, memory_order_acquire);                          \
+        if (f == NULL) {                                                                           \
+            f = (ret(*)(type))dlsym(RTLD_NEXT, public_name);                                       \
+            if (f == NULL)                                                                         \
+                abort();                                                                           \
+            atomic_store_explicit(&fn, f, memory_order_release);                                   \
+        }                                                                                          \
+        return f(arg);                                                                             \
+    }
+#endif
+HPROF_REAL(int, hprof_real_mutex_lock, "__pthread_mutex_lock", "pthread_mutex_lock",
+           pthread_mutex_t *);
+HPROF_REAL(int, hprof_real_mutex_trylock, "__pthread_mutex_trylock", "pthread_mutex_trylock",
+           pthread_mutex_t *);
+HPROF_REAL(int, hprof_real_mutex_unlock, "__pthread_mutex_unlock", "pthread_mutex_unlock",
+           pthread_mutex_t *);
+HPROF_REAL(int, hprof_real_rwlock_rdlock, "__pthread_rwlock_rdlock", "pthread_rwlock_rdlock",
+           pthread_rwlock_t *);
+HPROF_REAL(int, hprof_real_rwlock_wrlock, "__pthread_rwlock_wrlock", "pthread_rwlock_wrlock",
+           pthread_rwlock_t *);
+HPROF_REAL(int, hprof_real_rwlock_tryrdlock, "__pthread_rwlock_tryrdlock",
+           "pthread_rwlock_tryrdlock", pthread_rwlock_t *);
+HPROF_REAL(int, hprof_real_rwlock_trywrlock, "__pthread_rwlock_trywrlock",
+           "pthread_rwlock_trywrlock", pthread_rwlock_t *);
+HPROF_REAL(int, hprof_real_rwlock_unlock, "__pthread_rwlock_unlock", "pthread_rwlock_unlock",
+           pthread_rwlock_t *);
 
 /* The profiler's code section (see hprof_malloc.c): unwinding skips every frame in it. */
 #define HPROF_TEXT __attribute__((section("hprof_text")))
