@@ -81,11 +81,11 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
-#include <dirent.h>
 
 #include "hprof_assert.h"
 #include "hprof_fork.h"
 #include "hprof_hash.h"
+#include "hprof_proc.h"
 #include "lc_util.h"
 #include "hprof_tcreate.h"
 #include "hprof_unwind.h"
@@ -357,35 +357,32 @@ static int timers_reserve(void)
     return 0;
 }
 
+/* One thread of the scan: mark its timer seen, or arm one. Under hprof_cpu_timers_lock. */
+static void scan_one(pid_t tid, void *arg)
+{
+    (void)arg;
+    size_t i = 0;
+    while (i < g.n_timers && g.timers[i].tid != tid)
+        i++;
+    if (i < g.n_timers) {
+        g.timers[i].seen = true;
+        return;
+    }
+    if (timers_reserve() != 0)
+        return; /* this thread stays unsampled until a later scan */
+    timer_t id;
+    if (arm_thread(tid, &id) == 0)
+        g.timers[g.n_timers++] = (struct cpu_timer){tid, id, true};
+}
+
 /* Arm a timer for every thread not armed yet; delete the timers of threads that are gone.
  * Returns 0, or -1 when /proc/self/task cannot be read. Under hprof_cpu_timers_lock. */
 static int scan_threads(void)
 {
-    DIR *dir = opendir("/proc/self/task");
-    if (dir == NULL)
-        return -1;
     for (size_t i = 0; i < g.n_timers; i++)
         g.timers[i].seen = false;
-    struct dirent *de;
-    while ((de = readdir(dir)) != NULL) {
-        char *end;
-        long tid = strtol(de->d_name, &end, 10);
-        if (tid <= 0 || *end != '\0')
-            continue; /* "." and ".." */
-        size_t i = 0;
-        while (i < g.n_timers && g.timers[i].tid != (pid_t)tid)
-            i++;
-        if (i < g.n_timers) {
-            g.timers[i].seen = true;
-            continue;
-        }
-        if (timers_reserve() != 0)
-            continue; /* this thread stays unsampled until a later scan */
-        timer_t id;
-        if (arm_thread((pid_t)tid, &id) == 0)
-            g.timers[g.n_timers++] = (struct cpu_timer){(pid_t)tid, id, true};
-    }
-    closedir(dir);
+    if (hprof_proc_tasks(scan_one, NULL) < 0)
+        return -1;
     for (size_t i = 0; i < g.n_timers;) {
         if (g.timers[i].seen) {
             i++;

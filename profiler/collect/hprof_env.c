@@ -16,8 +16,8 @@
 #include "hprof_env.h"
 #include "hprof_assert.h"
 #include "hprof_internal.h"
+#include "hprof_proc.h"
 
-#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -112,16 +112,11 @@ const char *hprof_env_get(const char *name)
 
 void hprof_log_tag(char *buf, size_t len)
 {
-    char comm[32] = "?";
-    int fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        ssize_t n = read(fd, comm, sizeof(comm) - 1);
-        close(fd);
-        if (n > 0) {
-            comm[n] = '\0';
-            comm[strcspn(comm, "\n")] = '\0';
-        }
-    }
+    char comm[32];
+    if (hprof_proc_read("/proc/self/comm", comm, sizeof(comm)) > 0)
+        comm[strcspn(comm, "\n")] = '\0';
+    else
+        snprintf(comm, sizeof(comm), "?");
     snprintf(buf, len, "heapprof[%ld %s]", (long)getpid(), comm);
 }
 

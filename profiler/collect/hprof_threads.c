@@ -42,11 +42,10 @@
 #include "hprof_threads.h"
 
 #include "hprof_fork.h"
+#include "hprof_proc.h"
 #include "hprof_unwind.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
@@ -155,37 +154,15 @@ static int install(void)
 
 /* ---- capture ---- */
 
-/* Read a small /proc file into buf (NUL-terminated). Returns the length, or -1. */
-static ssize_t read_small(const char *path, char *buf, size_t len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    size_t got = 0;
-    while (got + 1 < len) {
-        ssize_t n = read(fd, buf + got, len - 1 - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    close(fd);
-    buf[got] = '\0';
-    return (ssize_t)got;
-}
-
 /* Name, state, and whether the thread blocks our signal (1), from /proc/self/task/TID. */
 static int describe(struct hprof_thread_stack *t)
 {
-    char path[64], buf[4096];
-    snprintf(path, sizeof(path), "/proc/self/task/%d/comm", (int)t->tid);
-    if (read_small(path, buf, sizeof(buf)) > 0) {
+    char buf[4096];
+    if (hprof_proc_read_task(t->tid, "comm", buf, sizeof(buf)) > 0) {
         buf[strcspn(buf, "\n")] = '\0';
         snprintf(t->name, sizeof(t->name), "%.15s", buf);
     }
-    snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)t->tid);
-    if (read_small(path, buf, sizeof(buf)) <= 0)
+    if (hprof_proc_read_task(t->tid, "status", buf, sizeof(buf)) <= 0)
         return 0;
     const char *state = strstr(buf, "\nState:");
     if (state != NULL) {
@@ -210,23 +187,24 @@ static int by_tid(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The tids of the process (hprof_proc_tasks) into v, at most max of them. */
+struct task_list {
+    pid_t *v;
+    size_t n, max;
+};
+
+static void keep_task(pid_t tid, void *arg)
+{
+    struct task_list *l = arg;
+    if (l->n < l->max)
+        l->v[l->n++] = tid;
+}
+
 /* The tids of /proc/self/task into out (at most max); returns how many exist, or -1. */
 static ssize_t list_tasks(pid_t *out, size_t max)
 {
-    DIR *dir = opendir("/proc/self/task");
-    if (dir == NULL)
-        return -1;
-    size_t n = 0;
-    struct dirent *e;
-    while ((e = readdir(dir)) != NULL) {
-        if (e->d_name[0] < '0' || e->d_name[0] > '9')
-            continue;
-        if (out != NULL && n < max)
-            out[n] = (pid_t)atoi(e->d_name);
-        n++;
-    }
-    closedir(dir);
-    return (ssize_t)n;
+    struct task_list l = {out, 0, out != NULL ? max : 0};
+    return hprof_proc_tasks(keep_task, &l);
 }
 
 size_t hprof_threads_count(void)

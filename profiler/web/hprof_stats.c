@@ -39,12 +39,12 @@
 #include "hprof_web.h"
 #include "hprof_cpu.h"
 #include "hprof_fork.h"
+#include "hprof_proc.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <dirent.h>
-#include <fcntl.h>
 #include <malloc.h>
 #include <math.h>
 #include <pthread.h>
@@ -231,17 +231,11 @@ static void read_process(struct proc_figures *p)
     char buf[4096];
     p->rss = p->rss_peak = p->vsize = p->threads = p->uptime = NAN;
     p->start_time = p->cpu_seconds = p->open_fds = p->max_fds = NAN;
-    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        ssize_t n = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        if (n > 0) {
-            buf[n] = '\0';
-            p->rss = status_value(buf, "\nVmRSS:");
-            p->rss_peak = status_value(buf, "\nVmHWM:");
-            p->vsize = status_value(buf, "\nVmSize:");
-            p->threads = status_value(buf, "\nThreads:");
-        }
+    if (hprof_proc_read("/proc/self/status", buf, sizeof(buf)) > 0) {
+        p->rss = status_value(buf, "\nVmRSS:");
+        p->rss_peak = status_value(buf, "\nVmHWM:");
+        p->vsize = status_value(buf, "\nVmSize:");
+        p->threads = status_value(buf, "\nThreads:");
     }
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
