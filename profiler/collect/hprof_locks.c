@@ -72,6 +72,7 @@
 #include "hprof_collect.h"
 #include "hprof_env.h"
 #include "hprof_fork.h"
+#include "hprof_hash.h"
 #include "hprof_tcreate.h"
 #include "lc_util.h"
 
@@ -240,9 +241,7 @@ static HPROF_TEXT uint64_t next_random(void)
 
 static inline int64_t now_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return lc_monotonic_ns();
 }
 
 static void spin_lock(atomic_flag *f)
@@ -277,13 +276,7 @@ static uint64_t next_id = 1;        /* under stack_lock */
 
 static HPROF_TEXT uint64_t stack_hash(int profile, const uintptr_t *pcs, int depth)
 {
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ (uint64_t)profile;
-    for (int i = 0; i < depth; i++) {
-        h ^= pcs[i];
-        h *= 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
-    }
-    return h;
+    return hprof_hash_pcs((uint64_t)profile, pcs, (size_t)depth);
 }
 
 static HPROF_TEXT struct lock_stack *stack_find(struct lock_stack *s, uint64_t hash, int profile,
@@ -424,8 +417,7 @@ static _Atomic int64_t rw_waiters; /* rwlock waiters registered (rwlock releases
 
 static inline unsigned stripe_of(const void *addr)
 {
-    uint64_t h = (uint64_t)(uintptr_t)addr * 0x9e3779b97f4a7c15ull;
-    return (unsigned)(h >> 58); /* top 6 bits: WAIT_STRIPES == 64 */
+    return (unsigned)(hprof_hash_mix64((uint64_t)(uintptr_t)addr) >> 58); /* WAIT_STRIPES: 64 */
 }
 
 /* A thread about to wait for the lock at addr. Returns 1 if registered (then wait_leave). */

@@ -41,6 +41,7 @@
 
 #include "hprof_env.h"
 #include "hprof_fork.h"
+#include "hprof_hash.h"
 #include "lc_util.h"
 
 #include <dwarf.h>
@@ -152,24 +153,6 @@ static struct {
     bool configured;
 } st;
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
-
-static uint64_t str_hash(const char *s)
-{
-    uint64_t h = 14695981039346656037ull;
-    for (; *s != '\0'; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
 /* ---- the cache ---- */
 
 static void *pool_alloc(struct sym_cache *c, size_t size)
@@ -213,7 +196,7 @@ static const char *intern(struct sym_cache *c, const char *s)
         c->strs = bigger;
         c->n_str_slots = n;
     }
-    uint64_t h = str_hash(s);
+    uint64_t h = hprof_hash_str(s);
     size_t j = h & (c->n_str_slots - 1);
     for (; c->strs[j].str != NULL; j = (j + 1) & (c->n_str_slots - 1))
         if (c->strs[j].hash == h && strcmp(c->strs[j].str, s) == 0)
@@ -257,7 +240,7 @@ static int cache_grow(struct sym_cache *c)
     for (size_t i = 0; i < c->n_slots; i++) {
         if (c->slots[i].pc == 0)
             continue;
-        size_t j = mix64(c->slots[i].pc) & (n - 1);
+        size_t j = hprof_hash_mix64(c->slots[i].pc) & (n - 1);
         while (bigger[j].pc != 0)
             j = (j + 1) & (n - 1);
         bigger[j] = c->slots[i];
@@ -274,7 +257,7 @@ static struct sym_entry *cache_slot(struct sym_cache *c, uint64_t pc)
 {
     if (c->n_entries * 2 >= c->n_slots && cache_grow(c) != 0 && c->n_entries + 1 >= c->n_slots)
         return NULL;
-    size_t j = mix64(pc) & (c->n_slots - 1);
+    size_t j = hprof_hash_mix64(pc) & (c->n_slots - 1);
     while (c->slots[j].pc != 0 && c->slots[j].pc != pc)
         j = (j + 1) & (c->n_slots - 1);
     return &c->slots[j];
