@@ -3,7 +3,10 @@
  *
  * The heap collection is three files of collect/, layered so that each can be tested on its own
  * (the layer's other modules have headers of their own: hprof_cpu.h, hprof_threads.h,
- * hprof_unwind.h for the signal engines, and hprof_internal.h for the snapshot):
+ * hprof_unwind.h for the signal engines, hprof_locks.h for the lock profiles, hprof_tcreate.h
+ * for pthread_create, hprof_internal.h for the snapshot; and the primitives every layer shares:
+ * hprof_env.h (settings, messages), hprof_fork.h (the one fork sequence), hprof_proc.h (/proc),
+ * hprof_hash.h (the one hash), hprof_assert.h (invariants in debug and test builds)):
  *
  *   hprof_sampler.c  pure functions: the per-thread PRNG, exponential sample distances, the
  *                    unbiasing weight. No state, no locks. (HEAPPROF_* numbers are read with
