@@ -32,9 +32,9 @@
  */
 #include "hprof_output.h"
 
+#include "hprof_assert.h"
 #include "hprof_hash.h"
 
-#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -472,7 +472,7 @@ void hprof_pb_set_symbolizer(struct hprof_pb *b, hprof_pb_symbolize_fn fn, void 
 
 int hprof_pb_period(struct hprof_pb *b, const char *type, const char *unit, int64_t period)
 {
-    assert(!b->mappings_added); /* declarations come before the samples */
+    HPROF_ASSERT(!b->mappings_added); /* declarations come before the samples */
     if (b->failed)
         return -1;
     hprof_internal_enter();
@@ -484,7 +484,7 @@ int hprof_pb_period(struct hprof_pb *b, const char *type, const char *unit, int6
 
 int hprof_pb_sample_type(struct hprof_pb *b, const char *type, const char *unit)
 {
-    assert(!b->mappings_added);
+    HPROF_ASSERT(!b->mappings_added);
     if (b->failed)
         return -1;
     hprof_internal_enter();
@@ -496,7 +496,7 @@ int hprof_pb_sample_type(struct hprof_pb *b, const char *type, const char *unit)
 
 int hprof_pb_default_type(struct hprof_pb *b, const char *type)
 {
-    assert(!b->mappings_added);
+    HPROF_ASSERT(!b->mappings_added);
     if (b->failed)
         return -1;
     hprof_internal_enter();
@@ -527,7 +527,7 @@ int hprof_pb_add(struct hprof_pb *b, const uintptr_t *pcs, int depth, const int6
 {
     if (b->failed)
         return -1;
-    assert(b->sample_types.n > 0); /* values are per sample type: declare them first */
+    HPROF_ASSERT(b->sample_types.n > 0); /* values are per sample type: declare them first */
     hprof_internal_enter();
     int rc = -1;
     if (!b->mappings_added && add_mappings(b) != 0)
