@@ -20,6 +20,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 
@@ -100,6 +101,22 @@ struct hprof_deferred *hprof_deferred_new(struct evhttp_request *req, hprof_defe
     if (d == NULL)
         errno = ENOMEM;
     return d;
+}
+
+int hprof_deferred_admit(int *waiting, int max, struct evhttp_request *req)
+{
+    if (__atomic_add_fetch(waiting, 1, __ATOMIC_RELAXED) <= max)
+        return 0;
+    hprof_deferred_leave(waiting);
+    char msg[128];
+    snprintf(msg, sizeof(msg), "too many delta profiles in progress (at most %d at once)", max);
+    hprof_web_error(req, HTTP_SERVUNAVAIL, msg);
+    return -1;
+}
+
+void hprof_deferred_leave(int *waiting)
+{
+    __atomic_fetch_sub(waiting, 1, __ATOMIC_RELAXED);
 }
 
 int hprof_deferred_start(struct hprof_deferred *d, long seconds)

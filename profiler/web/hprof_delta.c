@@ -144,7 +144,7 @@ static void delta_free(struct delta *d)
     hprof_internal_enter();
     hprof_snapshot_release(&d->p0);
     free(d);
-    __atomic_fetch_sub(&pending, 1, __ATOMIC_RELAXED); /* two listeners may share the count */
+    hprof_deferred_leave(&pending);
     hprof_internal_exit();
 }
 
@@ -190,17 +190,11 @@ void hprof_delta_serve(struct evhttp_request *req, enum hprof_kind kind, const c
     hprof_internal_enter();
     struct delta *d = NULL;
     struct hprof_deferred *wait = NULL;
-    if (__atomic_add_fetch(&pending, 1, __ATOMIC_RELAXED) > HPROF_DELTA_MAX_PENDING) {
-        __atomic_fetch_sub(&pending, 1, __ATOMIC_RELAXED);
-        char msg[128];
-        snprintf(msg, sizeof(msg), "too many delta profiles in progress (at most %d at once)",
-                 HPROF_DELTA_MAX_PENDING);
-        hprof_web_error(req, HTTP_SERVUNAVAIL, msg);
-        goto out;
-    }
+    if (hprof_deferred_admit(&pending, HPROF_DELTA_MAX_PENDING, req) != 0)
+        goto out; /* answered 503 */
     d = calloc(1, sizeof(*d));
     if (d == NULL) {
-        __atomic_fetch_sub(&pending, 1, __ATOMIC_RELAXED);
+        hprof_deferred_leave(&pending);
         hprof_web_error(req, HTTP_INTERNAL, "failed to collect profile: out of memory");
         goto out;
     }

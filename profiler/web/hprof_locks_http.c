@@ -121,7 +121,7 @@ static void pending_free(struct pending *d)
         hprof_locks_window_end();
     hprof_locks_snapshot_release(&d->p0);
     free(d);
-    __atomic_fetch_sub(&n_pending, 1, __ATOMIC_RELAXED);
+    hprof_deferred_leave(&n_pending);
     hprof_internal_exit();
 }
 
@@ -166,18 +166,12 @@ static void on_gone(struct evhttp_request *req, void *arg)
 
 static void serve_delta(struct evhttp_request *req, const struct hprof_profile *p, long seconds)
 {
-    if (__atomic_add_fetch(&n_pending, 1, __ATOMIC_RELAXED) > LOCKS_MAX_PENDING) {
-        __atomic_fetch_sub(&n_pending, 1, __ATOMIC_RELAXED);
-        char msg[128];
-        snprintf(msg, sizeof(msg), "too many delta profiles in progress (at most %d at once)",
-                 LOCKS_MAX_PENDING);
-        hprof_web_error(req, HTTP_SERVUNAVAIL, msg);
-        return;
-    }
+    if (hprof_deferred_admit(&n_pending, LOCKS_MAX_PENDING, req) != 0)
+        return; /* answered 503 */
     struct hprof_deferred *wait = NULL;
     struct pending *d = calloc(1, sizeof(*d));
     if (d == NULL) {
-        __atomic_fetch_sub(&n_pending, 1, __ATOMIC_RELAXED);
+        hprof_deferred_leave(&n_pending);
         hprof_web_error(req, HTTP_INTERNAL, "failed to collect profile: out of memory");
         return;
     }

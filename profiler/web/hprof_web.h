@@ -83,6 +83,11 @@ struct hprof_deferred *hprof_deferred_new(struct evhttp_request *req, hprof_defe
 int hprof_deferred_start(struct hprof_deferred *d, long seconds);
 /* Only for one that was not started, or whose start failed. */
 void hprof_deferred_free(struct hprof_deferred *d);
+/* Admission of the delta profiles: at most max of one kind waiting at once, counted in *waiting
+ * (atomically: two listeners may share it). 0 with a place taken (give it back with
+ * hprof_deferred_leave), or -1 after answering 503 "too many delta profiles in progress". */
+int hprof_deferred_admit(int *waiting, int max, struct evhttp_request *req);
+void hprof_deferred_leave(int *waiting);
 
 /* ---- hprof_delta.c ---- */
 
