@@ -1,11 +1,15 @@
-/* lg_url: see lg_url.h. The HOST[:PORT] part goes through lc_parse_hostport, the shared parser. */
+/*
+ * lg_url: see lg_url.h. The URL is parsed by libevent's evhttp_uri_parse_with_flags (strict
+ * RFC 3986: it refuses blanks, control characters, bad percent-escapes and bad ports), and what
+ * loadgen cannot use is refused after it: a scheme other than http, user:password@, a
+ * fragment, an empty host, port 0, a host or a path too long for struct lg_url.
+ */
 #include "lg_url.h"
 
+#include <event2/http.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-
-#include "lc_util.h"
 
 int lg_url_parse(const char *text, struct lg_url *out, char *err, size_t errlen)
 {
@@ -17,58 +21,60 @@ int lg_url_parse(const char *text, struct lg_url *out, char *err, size_t errlen)
                      : "a URL must start with http://");
         return -1;
     }
-    const char *auth = text + 7;
-    const char *slash = strchr(auth, '/');
-    size_t alen = slash ? (size_t)(slash - auth) : strlen(auth);
-    const char *path = slash ? slash : "/";
-    if (alen == 0 || alen >= LG_URL_HOST_MAX) {
-        snprintf(err, errlen, "%s", "the URL has no host (or one too long)");
+    struct evhttp_uri *uri = evhttp_uri_parse_with_flags(text, 0);
+    if (uri == NULL) {
+        snprintf(err, errlen, "%s",
+                 "not a valid URL (blanks, control characters, a bad %-escape or a bad port?)");
         return -1;
     }
-    if (strlen(path) >= LG_URL_PATH_MAX || strpbrk(path, " \r\n\t#") != NULL) {
-        snprintf(err, errlen, "%s", "the URL path is too long or has blanks or a fragment");
-        return -1;
-    }
-    char hostport[LG_URL_HOST_MAX + 8];
-    memcpy(hostport, auth, alen);
-    hostport[alen] = '\0';
-    if (memchr(hostport, '@', alen) != NULL) {
+    int rc = -1;
+    const char *host = evhttp_uri_get_host(uri);
+    const char *path = evhttp_uri_get_path(uri);
+    const char *query = evhttp_uri_get_query(uri);
+    int port = evhttp_uri_get_port(uri);
+    size_t hl = host != NULL ? strlen(host) : 0;
+    if (evhttp_uri_get_userinfo(uri) != NULL) {
         snprintf(err, errlen, "%s", "user:password@ in URLs is not supported");
-        return -1;
+        goto out;
     }
-    /* A port is present when the authority ends in ":digits" (after any ']'). */
-    const char *bracket = strrchr(hostport, ']');
-    const char *colon = strrchr(hostport, ':');
-    int has_port = colon != NULL && (bracket == NULL || colon > bracket) &&
-                   (hostport[0] == '[' || strchr(hostport, ':') == colon);
-    if (has_port) {
-        if (lc_parse_hostport(hostport, out->host, sizeof(out->host), &out->port) != 0 ||
-            out->port == 0) {
-            snprintf(err, errlen, "bad host:port \"%s\"", hostport);
-            return -1;
+    if (evhttp_uri_get_fragment(uri) != NULL) {
+        snprintf(err, errlen, "%s", "the URL has a fragment (#...)");
+        goto out;
+    }
+    if (hl == 0 || hl >= LG_URL_HOST_MAX) {
+        snprintf(err, errlen, "%s", "the URL has no host (or one too long)");
+        goto out;
+    }
+    if (port == 0) {
+        snprintf(err, errlen, "bad port 0 in \"%s\"", text);
+        goto out;
+    }
+    /* An IPv6 literal keeps its brackets in libevent's host: the address goes without. */
+    if (host[0] == '[') {
+        if (hl < 3 || host[hl - 1] != ']') {
+            snprintf(err, errlen, "bad host \"%s\"", host);
+            goto out;
         }
+        memcpy(out->host, host + 1, hl - 2);
+        out->host[hl - 2] = '\0';
     } else {
-        size_t hl = strlen(hostport);
-        if (hostport[0] == '[') {
-            if (hl < 3 || hostport[hl - 1] != ']') {
-                snprintf(err, errlen, "bad host \"%s\"", hostport);
-                return -1;
-            }
-            memcpy(out->host, hostport + 1, hl - 2);
-            out->host[hl - 2] = '\0';
-        } else if (strchr(hostport, ':') != NULL) {
-            snprintf(err, errlen, "bad host \"%s\" (IPv6 hosts go in brackets)", hostport);
-            return -1;
-        } else {
-            memcpy(out->host, hostport, hl + 1);
-        }
-        out->port = 80;
+        memcpy(out->host, host, hl + 1);
     }
-    if (out->host[0] == '\0') {
-        snprintf(err, errlen, "%s", "the URL has no host");
-        return -1;
+    out->port = port < 0 ? 80 : (uint16_t)port;
+    int n = snprintf(out->path, sizeof(out->path), "%s%s%s%s",
+                     path != NULL && path[0] == '/' ? "" : "/", path != NULL ? path : "",
+                     query != NULL ? "?" : "", query != NULL ? query : "");
+    if (n < 0 || (size_t)n >= sizeof(out->path)) {
+        snprintf(err, errlen, "%s", "the URL path is too long");
+        goto out;
     }
-    snprintf(out->path, sizeof(out->path), "%s", path);
-    snprintf(out->authority, sizeof(out->authority), "%s", hostport);
-    return 0;
+    /* For the Host header: the host as written, and the port when one was written. */
+    if (port < 0)
+        snprintf(out->authority, sizeof(out->authority), "%s", host);
+    else
+        snprintf(out->authority, sizeof(out->authority), "%s:%d", host, port);
+    rc = 0;
+out:
+    evhttp_uri_free(uri);
+    return rc;
 }

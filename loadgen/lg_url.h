@@ -1,7 +1,8 @@
 /*
- * lg_url: "http://HOST[:PORT][/PATH[?QUERY]]" split for a plain HTTP/1.1 client. The port
- * defaults to 80 and the path to "/"; an IPv6 host is written in brackets. https is refused
- * (loadgen speaks plain HTTP to a service on a trusted network, like its debug port).
+ * lg_url: "http://HOST[:PORT][/PATH[?QUERY]]" split for a plain HTTP/1.1 client, parsed by
+ * libevent's strict RFC 3986 parser. The port defaults to 80 and the path to "/"; an IPv6 host
+ * is written in brackets. https, user:password@, fragments and port 0 are refused (loadgen
+ * speaks plain HTTP to a service on a trusted network, like its debug port).
  */
 #ifndef LG_URL_H
 #define LG_URL_H

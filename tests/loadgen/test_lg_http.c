@@ -230,6 +230,26 @@ static void test_url(void **state)
                          "http://h:99999/", "http://h:x/", "http://::1/", "http://h/a b"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(lg_url_parse(bad[i], &u, err, sizeof(err)), -1);
+    /* libevent's strict parser, and what loadgen refuses after it. */
+    const char *refused[] = {
+        "http://h/#frag",   "http://user:pw@h/",         "http://h:0/",    "http://h/p?q=%zz",
+        "http://h/p?q=a b", "http://h:65536/",           "http://[::1]x/", "http://h/\x01",
+        "http://a@",        "http://[fe80::1%25eth0]:1/"};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        err[0] = '\0';
+        assert_int_equal(lg_url_parse(refused[i], &u, err, sizeof(err)), -1);
+        assert_true(err[0] != '\0');
+    }
+    assert_int_equal(lg_url_parse("http://[::1]", &u, err, sizeof(err)), 0);
+    assert_string_equal(u.host, "::1");
+    assert_int_equal(u.port, 80);
+    assert_string_equal(u.path, "/");
+    assert_string_equal(u.authority, "[::1]");
+    assert_int_equal(lg_url_parse("HTTP://Example.COM:81?q=1", &u, err, sizeof(err)), 0);
+    assert_string_equal(u.host, "Example.COM");
+    assert_int_equal(u.port, 81);
+    assert_string_equal(u.path, "/?q=1");
+    assert_string_equal(u.authority, "Example.COM:81");
 }
 
 int main(void)
