@@ -832,19 +832,11 @@ static int by_delay(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-static struct timespec realtime(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return ts;
-}
-
 int hprof_locks_snapshot(enum hprof_lock_profile profile, struct hprof_lock_snapshot *out)
 {
     memset(out, 0, sizeof(*out));
     out->profile = profile;
-    struct timespec ts = realtime();
-    out->time_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    out->time_ns = lc_realtime_ns();
     out->period = profile == HPROF_LOCK_MUTEX   ? atomic_load(&hprof_fraction)
                   : profile == HPROF_LOCK_BLOCK ? atomic_load(&hprof_rate_ns)
                                                 : 1;

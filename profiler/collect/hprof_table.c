@@ -38,6 +38,7 @@
 
 #include "hprof_collect.h"
 #include "hprof_hash.h"
+#include "lc_util.h"
 
 #define HPROF_TABLE_HEADS  (1u << 15) /* hash chains (power of two): 256 KiB of heads */
 #define HPROF_ARENA_BYTES  (1u << 20) /* bytes mmap'd at a time for buckets */
@@ -177,9 +178,7 @@ static void hprof_read_counts(struct hprof_tbucket *b, uint64_t *allocs, uint64_
 
 int hprof_table_snapshot(struct hprof_snapshot *out)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    out->time_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    out->time_ns = lc_realtime_ns();
     out->rate = hprof_table_rate;
     out->peak_inuse_bytes = (uint64_t)hprof_table_peak_inuse();
     out->n_buckets = 0;

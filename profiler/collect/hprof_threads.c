@@ -44,6 +44,7 @@
 #include "hprof_fork.h"
 #include "hprof_proc.h"
 #include "hprof_unwind.h"
+#include "lc_util.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -219,9 +220,7 @@ int hprof_threads_capture(struct hprof_threads *out)
 {
     memset(out, 0, sizeof(*out));
     pthread_once(&fork_once, register_fork_stage);
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    out->time_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+    out->time_ns = lc_realtime_ns();
     int rc = -1;
     pid_t *tids = NULL;
     struct capture c = {0, NULL, {{0}}};

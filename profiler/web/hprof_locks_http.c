@@ -41,6 +41,7 @@
 
 #include "hprof_locks.h"
 #include "hprof_locks_pprof.h"
+#include "lc_util.h"
 
 #define LOCKS_MAX_PENDING 8 /* delta requests waiting at once, per process */
 
@@ -108,8 +109,8 @@ uint64_t hprof_locks_http_count_block(void)
 struct pending {
     const struct hprof_profile *p;
     struct hprof_lock_snapshot p0;
-    struct timespec start;
-    bool window; /* hprof_locks_window_begin ran: pending_free ends it */
+    int64_t start_ns; /* lc_monotonic_ns() at p0 */
+    bool window;      /* hprof_locks_window_begin ran: pending_free ends it */
 };
 
 static int n_pending; /* atomically: two listeners may share it */
@@ -130,10 +131,7 @@ static void on_done(struct evhttp_request *req, void *arg)
 {
     struct pending *d = arg;
     hprof_internal_enter();
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    int64_t duration =
-        (int64_t)(now.tv_sec - d->start.tv_sec) * 1000000000 + (now.tv_nsec - d->start.tv_nsec);
+    int64_t duration = lc_monotonic_ns() - d->start_ns;
     struct hprof_lock_snapshot p1, diff;
     memset(&p1, 0, sizeof(p1));
     memset(&diff, 0, sizeof(diff));
@@ -182,7 +180,7 @@ static void serve_delta(struct evhttp_request *req, const struct hprof_profile *
     }
     hprof_locks_window_begin();
     d->window = true;
-    clock_gettime(CLOCK_MONOTONIC, &d->start);
+    d->start_ns = lc_monotonic_ns();
     if (hprof_locks_snapshot(profile_of(p), &d->p0) != 0) {
         hprof_web_error(req, HTTP_INTERNAL, "failed to collect profile: out of memory");
         goto fail;

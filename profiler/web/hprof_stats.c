@@ -56,6 +56,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lc_util.h"
 #include "lc_version.h"
 
 #define HPROF_STATS_MAX_SOURCES 16
@@ -77,8 +78,8 @@ struct source {
 static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct source sources[HPROF_STATS_MAX_SOURCES];
 static size_t n_sources;
-static struct timespec loaded;     /* CLOCK_MONOTONIC when the program started */
-static struct timespec started_at; /* CLOCK_REALTIME then */
+static int64_t loaded_ns;     /* lc_monotonic_ns() when the program started (0: not yet) */
+static int64_t started_at_ns; /* lc_realtime_ns() then */
 
 /* A fork child's only thread cannot be inside a source: give it a fresh lock. The stats stage of
  * the fork sequence (hprof_fork.c): stats_lock is not held across fork, since the sources it is
@@ -92,8 +93,8 @@ static const struct hprof_fork_ops stats_fork_ops = {NULL, NULL, atfork_child};
 
 __attribute__((constructor)) static void hprof_stats_init(void)
 {
-    clock_gettime(CLOCK_MONOTONIC, &loaded);
-    clock_gettime(CLOCK_REALTIME, &started_at);
+    loaded_ns = lc_monotonic_ns();
+    started_at_ns = lc_realtime_ns();
     hprof_fork_register(HPROF_FORK_STATS, &stats_fork_ops);
 }
 
@@ -237,11 +238,9 @@ static void read_process(struct proc_figures *p)
         p->vsize = status_value(buf, "\nVmSize:");
         p->threads = status_value(buf, "\nThreads:");
     }
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (loaded.tv_sec != 0 || loaded.tv_nsec != 0) {
-        p->uptime = (double)(now.tv_sec - loaded.tv_sec) + (now.tv_nsec - loaded.tv_nsec) / 1e9;
-        p->start_time = (double)started_at.tv_sec + started_at.tv_nsec / 1e9;
+    if (loaded_ns != 0) {
+        p->uptime = (double)(lc_monotonic_ns() - loaded_ns) / 1e9;
+        p->start_time = (double)started_at_ns / 1e9;
     }
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0)
