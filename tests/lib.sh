@@ -3,7 +3,8 @@
 #                                        "listening ..." lines; sets NAME_PID, NAME_URL (the
 #                                        /process base URL), NAME_DEBUG_URL, NAME_ERR (stderr file)
 #   lc_stop_server NAME                  SIGTERM by PID, wait; sets NAME_STATUS to the exit status
-#   lc_fail MESSAGE                      print and exit 1
+#   lc_fail MESSAGE                      print and exit 1; the scratch directory is kept (its
+#                                        path is printed), so a flake leaves its evidence
 #   lc_skip MESSAGE                      exit 77 (skipped), or fail under CI=true (tests/skip.sh)
 # Every server started here is killed by PID when the script exits, whatever happens.
 # Everything talks to 127.0.0.1 only and every wait is bounded.
@@ -12,17 +13,20 @@
 set -u
 LC_TMP=$(mktemp -d "${TMPDIR:-/tmp}/leakcase-test.XXXXXX")
 LC_PIDS=""
+LC_KEEP_TMP=""
 
 lc_cleanup() {
     for pid in $LC_PIDS; do
         kill -KILL "$pid" 2>/dev/null || true
     done
-    rm -rf "$LC_TMP"
+    [ -n "$LC_KEEP_TMP" ] || rm -rf "$LC_TMP"
 }
 trap lc_cleanup EXIT
 
 lc_fail() {
     echo "FAIL: $*" >&2
+    LC_KEEP_TMP=1
+    echo "(the test's files are kept in $LC_TMP)" >&2
     exit 1
 }
 

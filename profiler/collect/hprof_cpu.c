@@ -20,8 +20,18 @@
  * than that), and the kernel counts the periods that found their signal still pending as
  * overruns instead of queueing more signals. The handler weights its sample with 1 +
  * si_overrun (the count timer_getoverrun would return for that delivery): dropping them lost
- * a quarter of the samples when both cores were busy. A thread that blocks SIGPROF is not
- * sampled (under ITIMER_PROF its time would have been charged to another thread). The kernel
+ * a quarter of the samples when both cores were busy. Exit: the kernel notices an expiry only
+ * at a tick that finds the thread running, and on a busy machine (this 2-core VM under
+ * stress-ng) a thread can run 100-240 ms of CPU between two such ticks: a thread's last periods
+ * before it ends may never be signalled at all (measured: 78 of 100 periods signalled for a
+ * thread of 1 CPU s). A thread born during the profile therefore keeps a record (struct
+ * cpu_self: its CPU clock when armed, the periods its signals carried, its latest stack), and
+ * at its end (hprof_tcreate's on_exit) charges the periods its own CPU clock says elapsed and no
+ * signal carried to that latest stack, as an overrun is charged to the stack of the delivery
+ * that carries it. Threads alive when the profile stops are not reconciled: their unsignalled
+ * tail is at most the gap above, small against a profile of seconds. A thread that blocks SIGPROF
+ * gets no samples while it runs (under ITIMER_PROF its time would have been charged to another
+ * thread); born during the profile, its CPU time is charged at its end. The kernel
  * checks CPU timers at its tick, which caps hz (HPROF_CPU_MAX_HZ). The program cannot use
  * ITIMER_PROF or a SIGPROF handler of its own at the same time: start refuses with EBUSY.
  *
@@ -91,6 +101,8 @@
 #include "hprof_unwind.h"
 #include "janitor.h"
 
+#include <libunwind.h>
+
 #if !defined(__x86_64__) && !defined(__aarch64__)
 #error "hprof_cpu reads the interrupted PC from the x86_64 or aarch64 ucontext"
 #endif
@@ -138,7 +150,20 @@ struct cpu_timer {
 static struct cpu_ring *_Atomic hprof_cpu_live;
 static atomic_int hprof_cpu_active;
 static atomic_int hprof_cpu_forking;
-static _Atomic uint64_t hprof_cpu_samples, hprof_cpu_dropped;
+static _Atomic uint64_t hprof_cpu_samples, hprof_cpu_dropped, hprof_cpu_weight_sq;
+
+/* A thread that armed its own timer at birth (see "Exit" at the top of this file). Written by
+ * the thread's own handler and read by the thread itself at its end, after blocking SIGPROF:
+ * one thread, no lock. */
+struct cpu_self {
+    uint64_t epoch;       /* hprof_cpu_epoch when armed: another profile's record charges nothing */
+    int64_t armed_cpu_ns; /* the thread's CPU clock when its timer was armed */
+    int64_t interval_ns;  /* the timer's period */
+    uint64_t periods;     /* periods its signals carried since (recorded or dropped) */
+    uint32_t depth;       /* its latest recorded sample's stack */
+    uintptr_t pcs[HPROF_MAX_DEPTH];
+};
+static __thread struct cpu_self *hprof_cpu_self __attribute__((tls_model("initial-exec")));
 
 /* Start/stop state, under hprof_cpu_lock. */
 static pthread_mutex_t hprof_cpu_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -159,13 +184,48 @@ static struct {
  * read without the lock, as the new thread's fast "no profile" check). */
 static pthread_mutex_t hprof_cpu_timers_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_bool hprof_cpu_timers_on;
+static uint64_t hprof_cpu_epoch; /* profiles started; under hprof_cpu_timers_lock */
 
 /* ---- the signal handler ---- */
+
+/* Claim a ring slot and publish a record of weight periods, its stack unwound from the signal
+ * context uc or (uc NULL) copied from pcs; the stack is also kept as self's latest (self may be
+ * NULL), before the record is published and the slot may be reused. Only with hprof_cpu_active
+ * held and ring live. 0, or -1 when the ring was full (the periods are counted as dropped). */
+static int ring_push(struct cpu_ring *ring, uint32_t weight, void *uc, const uintptr_t *pcs,
+                     uint32_t depth, struct cpu_self *self)
+{
+    uint64_t pos = atomic_load_explicit(&ring->head, memory_order_relaxed);
+    do {
+        if (pos - atomic_load_explicit(&ring->tail, memory_order_acquire) >=
+            HPROF_CPU_RING_RECORDS) {
+            atomic_fetch_add_explicit(&hprof_cpu_dropped, weight, memory_order_relaxed);
+            return -1;
+        }
+    } while (!atomic_compare_exchange_weak_explicit(&ring->head, &pos, pos + 1,
+                                                    memory_order_relaxed, memory_order_relaxed));
+    struct cpu_record *r = &ring->rec[pos & (HPROF_CPU_RING_RECORDS - 1)];
+    if (uc != NULL) {
+        r->depth = (uint32_t)hprof_unwind_signal(uc, r->pcs);
+    } else {
+        memcpy(r->pcs, pcs, depth * sizeof(*pcs));
+        r->depth = depth;
+    }
+    r->weight = weight;
+    if (self != NULL) {
+        memcpy(self->pcs, r->pcs, r->depth * sizeof(*r->pcs));
+        self->depth = r->depth;
+    }
+    atomic_store_explicit(&r->seq, pos + 1, memory_order_release);
+    atomic_fetch_add_explicit(&hprof_cpu_samples, weight, memory_order_relaxed);
+    atomic_fetch_add_explicit(&hprof_cpu_weight_sq, (uint64_t)weight * weight,
+                              memory_order_relaxed);
+    return 0;
+}
 
 static void on_sigprof(int sig, siginfo_t *info, void *uc)
 {
     (void)sig;
-    (void)info;
     int saved_errno = errno;
     /* A timer signal stands for 1 + si_overrun periods: those that expired while it was
      * pending (see the top of this file). */
@@ -176,24 +236,14 @@ static void on_sigprof(int sig, siginfo_t *info, void *uc)
     struct cpu_ring *ring = atomic_load(&hprof_cpu_live);
     if (ring == NULL)
         goto out;
+    struct cpu_self *self = hprof_cpu_self;
+    if (self != NULL)
+        self->periods += weight; /* delivered, whether recorded or dropped */
     if (atomic_load(&hprof_cpu_forking)) {
         atomic_fetch_add_explicit(&hprof_cpu_dropped, weight, memory_order_relaxed);
         goto out;
     }
-    uint64_t pos = atomic_load_explicit(&ring->head, memory_order_relaxed);
-    do {
-        if (pos - atomic_load_explicit(&ring->tail, memory_order_acquire) >=
-            HPROF_CPU_RING_RECORDS) {
-            atomic_fetch_add_explicit(&hprof_cpu_dropped, weight, memory_order_relaxed);
-            goto out;
-        }
-    } while (!atomic_compare_exchange_weak_explicit(&ring->head, &pos, pos + 1,
-                                                    memory_order_relaxed, memory_order_relaxed));
-    struct cpu_record *r = &ring->rec[pos & (HPROF_CPU_RING_RECORDS - 1)];
-    r->depth = (uint32_t)hprof_unwind_signal(uc, r->pcs);
-    r->weight = weight;
-    atomic_store_explicit(&r->seq, pos + 1, memory_order_release);
-    atomic_fetch_add_explicit(&hprof_cpu_samples, weight, memory_order_relaxed);
+    (void)ring_push(ring, weight, uc, NULL, 0, self);
 out:
     atomic_fetch_sub(&hprof_cpu_active, 1);
     errno = saved_errno;
@@ -394,6 +444,67 @@ static int scan_threads(void)
     return 0;
 }
 
+static int64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
+}
+
+/* The new thread's record for the running profile. Published before its timer is armed, so
+ * every signal of that timer counts in periods. Under
+ * hprof_cpu_timers_lock, inside hprof_internal_enter/exit. */
+static void track_self(void)
+{
+    struct cpu_self *self = malloc(sizeof(*self));
+    if (self == NULL)
+        return; /* out of memory: this thread's end charges nothing */
+    self->epoch = hprof_cpu_epoch;
+    self->interval_ns = g.interval_ns;
+    self->armed_cpu_ns = thread_cpu_ns();
+    self->periods = 0;
+    self->depth = 0;
+    atomic_signal_fence(memory_order_release); /* filled before the handler can see it */
+    hprof_cpu_self = self;
+}
+
+/* Delete the timer of thread tid, if it has one. Under hprof_cpu_timers_lock. */
+static void forget_timer(pid_t tid)
+{
+    for (size_t i = 0; i < g.n_timers; i++)
+        if (g.timers[i].tid == tid) {
+            timer_delete(g.timers[i].id);
+            g.timers[i] = g.timers[--g.n_timers];
+            return;
+        }
+}
+
+/* Record the periods of this thread's CPU time since its timer was armed that no signal
+ * carried. A thread never sampled is charged at its own exit stack. Under
+ * hprof_cpu_timers_lock, with SIGPROF blocked. */
+static void charge_unsignalled(const struct cpu_self *self)
+{
+    int64_t due = (thread_cpu_ns() - self->armed_cpu_ns) / self->interval_ns;
+    if (due <= (int64_t)self->periods)
+        return;
+    uint32_t owed = (uint32_t)(due - (int64_t)self->periods);
+    const uintptr_t *pcs = self->pcs;
+    uint32_t depth = self->depth;
+    uintptr_t here[HPROF_MAX_DEPTH];
+    if (depth == 0) {
+        void *raw[HPROF_MAX_DEPTH];
+        int n = unw_backtrace(raw, HPROF_MAX_DEPTH);
+        for (int i = 1; i < n; i++) /* frame 0: this function */
+            here[depth++] = (uintptr_t)raw[i] - 1;
+        pcs = here;
+    }
+    atomic_fetch_add(&hprof_cpu_active, 1);
+    struct cpu_ring *ring = atomic_load(&hprof_cpu_live);
+    if (ring != NULL && !atomic_load(&hprof_cpu_forking) && depth > 0)
+        (void)ring_push(ring, owed, NULL, pcs, depth, NULL);
+    atomic_fetch_sub(&hprof_cpu_active, 1);
+}
+
 /* hprof_tcreate's on_start hook: a thread created by pthread_create arms its own timer before
  * its start routine runs, so none of its CPU time goes unsampled. A timer already in the table
  * under this tid is either the scan's, armed a moment ago for this very thread, or a dead
@@ -406,19 +517,43 @@ static void cpu_on_thread_start(uintptr_t token)
     pid_t tid = (pid_t)syscall(SYS_gettid);
     pthread_mutex_lock(&hprof_cpu_timers_lock);
     if (atomic_load_explicit(&hprof_cpu_timers_on, memory_order_relaxed)) {
-        size_t i = 0;
-        while (i < g.n_timers && g.timers[i].tid != tid)
-            i++;
-        if (i < g.n_timers) {
-            timer_delete(g.timers[i].id);
-            g.timers[i] = g.timers[--g.n_timers];
-        }
+        forget_timer(tid);
+        track_self();
         timer_t id;
-        if (timers_reserve() == 0 && arm_thread(tid, &id) == 0)
+        if (timers_reserve() == 0 && arm_thread(tid, &id) == 0) {
             g.timers[g.n_timers++] = (struct cpu_timer){tid, id, true};
+            if (hprof_cpu_self != NULL)
+                hprof_cpu_self->armed_cpu_ns = thread_cpu_ns();
+        }
         /* else: out of memory; the next scan arms it */
     }
     pthread_mutex_unlock(&hprof_cpu_timers_lock);
+}
+
+/* hprof_tcreate's on_exit hook: the thread's end. Its timer goes (the kernel discards a signal
+ * still pending with it), and the periods of its CPU time that the kernel never signalled are
+ * charged to its latest sampled stack (see "Exit" at the top of this file). */
+static void cpu_on_thread_exit(uintptr_t token)
+{
+    (void)token;
+    struct cpu_self *self = hprof_cpu_self;
+    if (self == NULL)
+        return;
+    sigset_t prof, saved;
+    sigemptyset(&prof);
+    sigaddset(&prof, SIGPROF);
+    pthread_sigmask(SIG_BLOCK, &prof, &saved);
+    hprof_cpu_self = NULL;
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    pthread_mutex_lock(&hprof_cpu_timers_lock);
+    forget_timer(tid);
+    /* Under the lock, a matching epoch means the live ring (or NULL, stopping) is this
+     * profile's: start and stop change the epoch and hprof_cpu_timers_on only under it. */
+    if (atomic_load(&hprof_cpu_timers_on) && self->epoch == hprof_cpu_epoch)
+        charge_unsignalled(self);
+    pthread_mutex_unlock(&hprof_cpu_timers_lock);
+    free(self);
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
 }
 
 /* Stop arming and delete every timer. Under hprof_cpu_timers_lock. */
@@ -474,7 +609,8 @@ static void init_once(void)
 {
     hprof_fork_register(HPROF_FORK_CPU, &cpu_fork_ops);
     /* Without the hook (the table is full) new threads are still found by the rescan. */
-    const struct hprof_tcreate_hooks hooks = {.on_start = cpu_on_thread_start};
+    const struct hprof_tcreate_hooks hooks = {.on_start = cpu_on_thread_start,
+                                              .on_exit = cpu_on_thread_exit};
     (void)hprof_tcreate_register(&hooks);
 }
 
@@ -547,6 +683,7 @@ int hprof_cpu_start(int hz)
     memset(&g.agg, 0, sizeof(g.agg));
     atomic_store(&hprof_cpu_samples, 0);
     atomic_store(&hprof_cpu_dropped, 0);
+    atomic_store(&hprof_cpu_weight_sq, 0);
     /* The drain thread (a janitor: one tick every HPROF_CPU_TICK_NS, prompt stop) blocks every
      * signal but SIGPROF (drain_tick): the program's process-directed signals (SIGTERM,
      * SIGCHLD...) keep going to its own threads, while the drain's own CPU time is still
@@ -561,6 +698,7 @@ int hprof_cpu_start(int hz)
     /* From here on, new threads arm themselves; the scan arms every thread there is now (one
      * created meanwhile may be armed twice: its own arming replaces the scan's). */
     atomic_store(&hprof_cpu_timers_on, true);
+    hprof_cpu_epoch++;
     int scanned = scan_threads();
     pthread_mutex_unlock(&hprof_cpu_timers_lock);
     hprof_internal_exit();
@@ -656,4 +794,5 @@ void hprof_cpu_get_stats(struct hprof_cpu_stats *out)
     pthread_mutex_unlock(&hprof_cpu_lock);
     out->samples = atomic_load(&hprof_cpu_samples);
     out->dropped = atomic_load(&hprof_cpu_dropped);
+    out->weight_sq = atomic_load(&hprof_cpu_weight_sq);
 }

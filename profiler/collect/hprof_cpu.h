@@ -27,10 +27,14 @@
 #define HPROF_CPU_DEFAULT_SECONDS 30
 
 struct hprof_cpu_stats {
-    int running;       /* a profile is being taken */
-    int hz;            /* its rate (0 when none ran yet) */
-    uint64_t samples;  /* signals recorded in the current (or last) profile */
-    uint64_t dropped;  /* signals lost because the sample ring was full */
+    int running;      /* a profile is being taken */
+    int hz;           /* its rate (0 when none ran yet) */
+    uint64_t samples; /* signals recorded in the current (or last) profile */
+    uint64_t dropped; /* signals lost because the sample ring was full */
+    /* Sum over recorded samples of weight^2 (a sample's weight is the periods it stands for):
+     * samples^2 / weight_sq is the effective number of independent samples, which the error
+     * of a function's share of the profile depends on (fewer when signals carry overruns). */
+    uint64_t weight_sq;
     uint64_t profiles; /* profiles completed since the process started */
 };
 

@@ -61,7 +61,9 @@ fi
 grep -q '^verdict: LEAK' "$LC_TMP/out" ||
     lc_fail "the leaky walk-through did not end in LEAK: $(grep '^verdict:' "$LC_TMP/out")"
 grep -q '^verdict: BOUNDED' "$LC_TMP/out" ||
-    lc_fail "the fixed walk-through did not end BOUNDED: $(grep '^verdict:' "$LC_TMP/out")"
+    lc_fail "the fixed walk-through did not end BOUNDED: $(grep '^verdict:' "$LC_TMP/out")
+its profiles.csv (loadgen verdict re-judges it):
+$(cat "$work/run-fixed/profiles.csv")"
 grep -Eq '^ +[0-9.]+[kMG]?B .* store_put$' "$LC_TMP/out" || lc_fail "pprof -top does not show store_put"
 grep -q 'leaky: stopped after .* requests; the store held' "$LC_TMP/out" ||
     lc_fail "leaky did not exit cleanly"
