@@ -101,8 +101,6 @@
 #include "hprof_unwind.h"
 #include "janitor.h"
 
-#include <libunwind.h>
-
 #if !defined(__x86_64__) && !defined(__aarch64__)
 #error "hprof_cpu reads the interrupted PC from the x86_64 or aarch64 ucontext"
 #endif
@@ -491,11 +489,8 @@ static void charge_unsignalled(const struct cpu_self *self)
     const uintptr_t *pcs = self->pcs;
     uint32_t depth = self->depth;
     uintptr_t here[HPROF_MAX_DEPTH];
-    if (depth == 0) {
-        void *raw[HPROF_MAX_DEPTH];
-        int n = unw_backtrace(raw, HPROF_MAX_DEPTH);
-        for (int i = 1; i < n; i++) /* frame 0: this function */
-            here[depth++] = (uintptr_t)raw[i] - 1;
+    if (depth == 0) { /* the exit path itself: these frames say where the charge came from */
+        depth = (uint32_t)hprof_unwind_here(here);
         pcs = here;
     }
     atomic_fetch_add(&hprof_cpu_active, 1);

@@ -66,6 +66,15 @@ int hprof_unwind_signal(void *ucontext, uintptr_t *pcs)
     return depth;
 }
 
+__attribute__((noinline)) int hprof_unwind_here(uintptr_t *pcs)
+{
+    unw_context_t uc;
+    unw_cursor_t cursor;
+    if (unw_getcontext(&uc) != 0 || unw_init_local(&cursor, &uc) != 0 || unw_step(&cursor) <= 0)
+        return 0;
+    return walk(&cursor, 0, pcs); /* from the caller's frame: return addresses */
+}
+
 void hprof_unwind_prewarm(void)
 {
     unw_context_t uc;

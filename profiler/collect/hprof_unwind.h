@@ -14,4 +14,10 @@
 int hprof_unwind_signal(void *ucontext, uintptr_t *pcs);
 void hprof_unwind_prewarm(void);
 
+/* The stack of the caller (leaf first, each frame a return address - 1), up to HPROF_MAX_DEPTH
+ * frames, for code outside a handler. Not unw_backtrace: its per-thread trace cache leaves a
+ * thread-specific-data destructor that runs, and takes a lock, after a thread's last hook
+ * (ThreadSanitizer's runtime crashed on it there). Returns the depth (0 if it cannot unwind). */
+int hprof_unwind_here(uintptr_t *pcs);
+
 #endif
