@@ -956,9 +956,10 @@ static void locks_atfork_child(void)
  * interns the creator's stack and hands the record to the new thread as its token; the thread
  * counts itself in on_start and out in on_exit, so a record's count is the number of its
  * threads that are running now, and a stack whose threads have all ended drops out of the
- * profile (a count of 0 is skipped by the snapshot). Go's threadcreate counts every thread
- * ever made, because its threads never end; a C program's do, and what its user asks is where
- * the threads it has now came from (hprof_tcreate_count keeps the total ever created).
+ * profile (a count of 0 is skipped by the snapshot). Go's threadcreate walks the runtime's list
+ * of threads (allm), which loses a thread only when it exits, and Go's rarely do: in practice
+ * it counts every thread ever made. A C program's threads come and go, and what its user asks
+ * is where the threads it has now came from (hprof_tcreate_count keeps the total ever made).
  * A thread made between on_create and its on_start is not counted yet: a window of one
  * scheduling delay. tc_self is the calling thread's record, for the fork child: it has one
  * thread, so every record is reset and that thread, if it was made by pthread_create, counted

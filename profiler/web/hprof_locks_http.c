@@ -14,8 +14,8 @@
  *              rates, so a running server can be asked without a restart.
  *
  * /debug/pprof/threadcreate: the stacks that called pthread_create, with how many of the threads
- * each created are alive now (Go's threadcreate counts every thread it ever made, because Go's
- * threads never end; a C program's do, see hprof_locks.c): threadcreate/count, and at ?debug=1
+ * each created are alive now (Go's lists the runtime's threads, which rarely end; a C program's
+ * come and go, see hprof_locks.c): threadcreate/count, and at ?debug=1
  * Go's count text "threadcreate profile: total N", N the live threads listed.
  *
  * The wait is hprof_defer's (an evtimer on the debug listener's loop, never a sleep, and a watch
