@@ -7,7 +7,7 @@ LC_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # What building and testing need (Debian bookworm names).
 LC_BUILD_PACKAGES="gcc make cmake pkg-config libevent-dev uthash-dev libunwind-dev
-  libprotobuf-c-dev protobuf-c-compiler zlib1g-dev libdw-dev libelf-dev libcmocka-dev"
+  libprotobuf-c-dev protobuf-c-compiler zlib1g-dev libdw-dev libelf-dev libcmocka-dev libjansson-dev"
 LC_TEST_PACKAGES="curl wrk gnuplot-nox golang-go graphviz valgrind procps python3 prometheus iproute2 strace
   golang-github-google-pprof-dev"
 # What the fuzz targets need (fuzz/: libFuzzer is clang's; libclang-rt-dev has its runtime).

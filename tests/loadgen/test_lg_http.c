@@ -176,37 +176,62 @@ static void test_json(void **state)
 }
 
 /* \uXXXX escapes (the writer's for control characters, and any other JSON writer's) read back
- * as UTF-8; a label written by lg_json_write_string reads back unchanged. */
+ * as UTF-8; a label written by lg_json_write_string reads back unchanged; a document that is not
+ * valid JSON has no members. */
 static void test_json_unicode(void **state)
 {
     (void)state;
     char s[32];
-    const char *j = "{\"a\": \"caf\\u00e9 \\ud83d\\ude00 \\u20ac\", \"lone\": \"x\\ud800y\","
-                    " \"nul\": \"a\\u0000b\", \"short\": \"\\u12\", \"esc\": \"\\r\\b\\f\\/\"}";
+    const char *j = "{\"a\": \"caf\\u00e9 \\ud83d\\ude00 \\u20ac\", \"esc\": \"\\r\\b\\f\\/\"}";
     assert_int_equal(lg_json_string(j, strlen(j), "a", s, sizeof(s)), 0);
     assert_string_equal(s, "caf\xc3\xa9 \xf0\x9f\x98\x80 \xe2\x82\xac");
-    assert_int_equal(lg_json_string(j, strlen(j), "lone", s, sizeof(s)), 0);
-    assert_string_equal(s, "x\xef\xbf\xbdy"); /* U+FFFD, as Go reads a lone surrogate */
-    assert_int_equal(lg_json_string(j, strlen(j), "nul", s, sizeof(s)), -1);
-    assert_int_equal(lg_json_string(j, strlen(j), "short", s, sizeof(s)), -1);
     assert_int_equal(lg_json_string(j, strlen(j), "esc", s, sizeof(s)), 0);
     assert_string_equal(s, "\r\b\f/");
-    /* cut: an escaped character is never split, and nothing follows a cut */
+    /* cut: never inside a character */
     assert_int_equal(lg_json_string(j, strlen(j), "a", s, 5), 0);
     assert_string_equal(s, "caf");
+    assert_int_equal(lg_json_string(j, strlen(j), "a", s, 6), 0);
+    assert_string_equal(s, "caf\xc3\xa9");
+    /* Not JSON, or not text a C string can hold: no members at all. */
+    const char *invalid[] = {
+        "{\"a\": \"x\\ud800y\", \"n\": 1}", /* a lone surrogate */
+        "{\"a\": \"a\\u0000b\", \"n\": 1}", /* NUL */
+        "{\"a\": \"\\u12\", \"n\": 1}",     /* a short escape */
+        "{\"n\": 1, \"a\": \"unterminated", /* truncated */
+        "{\"n\": 1} trailing",              /* garbage after the document */
+    };
+    for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++) {
+        double v;
+        assert_int_equal(lg_json_string(invalid[i], strlen(invalid[i]), "a", s, sizeof(s)), -1);
+        assert_int_equal(lg_json_number(invalid[i], strlen(invalid[i]), "n", &v), -1);
+    }
+    /* An integer past 2^63 is still a number (as a double), and the rest stays readable. */
+    const char *big = "{\"c\": 18446744073709551616, \"n\": 2}";
+    double v = 0;
+    assert_int_equal(lg_json_number(big, strlen(big), "c", &v), 0);
+    assert_true(v == 18446744073709551616.0);
+    assert_int_equal(lg_json_number(big, strlen(big), "n", &v), 0);
+    assert_true(v == 2.0);
 
-    const char *label = "ctl\001\037 \"q\" \\ tab\t nl\n";
-    char *doc = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&doc, &len);
-    assert_non_null(f);
-    fputs("{\"label\": ", f);
-    lg_json_write_string(f, label);
-    fputs("}", f);
-    assert_int_equal(fclose(f), 0);
-    assert_int_equal(lg_json_string(doc, len, "label", s, sizeof(s)), 0);
-    assert_string_equal(s, label);
-    free(doc);
+    /* The writer: control characters, quotes, backslashes round-trip; invalid UTF-8 becomes
+     * U+FFFD (report.json stays valid JSON). */
+    const char *labels[][2] = {
+        {"ctl\001\037 \"q\" \\ tab\t nl\n", "ctl\001\037 \"q\" \\ tab\t nl\n"},
+        {"bad \xff\xc3(", "bad \xef\xbf\xbd\xef\xbf\xbd("},
+    };
+    for (size_t i = 0; i < sizeof(labels) / sizeof(labels[0]); i++) {
+        char *doc = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&doc, &len);
+        assert_non_null(f);
+        fputs("{\"label\": ", f);
+        lg_json_write_string(f, labels[i][0]);
+        fputs("}", f);
+        assert_int_equal(fclose(f), 0);
+        assert_int_equal(lg_json_string(doc, len, "label", s, sizeof(s)), 0);
+        assert_string_equal(s, labels[i][1]);
+        free(doc);
+    }
 }
 
 static void test_url(void **state)
