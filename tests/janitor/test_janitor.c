@@ -114,15 +114,16 @@ static void test_stop_waits_for_a_running_sweep(void **state)
 static void test_slow_sweep_skips_ticks(void **state)
 {
     (void)state;
-    /* Each sweep lasts 130 ms, over one 100 ms interval. The next sweep must wait for the next
-     * tick on the grid (about 70 ms after the slow one returns), not run at once to catch up on
-     * the tick it missed. The slack is wide so that a loaded machine, which stretches a 130 ms
-     * sleep by a few tens of ms, cannot close the gap; a catch-up janitor leaves none. */
-    struct probe probe = {.sweep_ns = 130 * LC_NS_PER_MS};
+    /* Each sweep lasts 220 ms, over one 200 ms interval. The next sweep must wait for the next
+     * tick on the grid (about 180 ms after the slow one returns), not run at once to catch up on
+     * the tick it missed; a catch-up janitor leaves no gap. The gap must stay wide against a
+     * loaded machine stretching the sweep's sleep: at a 100 ms interval and 130 ms sweeps the
+     * gap was 70 ms, and under load (average 12) a stretch closed it below 20 ms once. */
+    struct probe probe = {.sweep_ns = 220 * LC_NS_PER_MS};
     struct janitor *janitor =
-        janitor_start("test-janitor", 100 * LC_NS_PER_MS, probe_sweep, &probe);
+        janitor_start("test-janitor", 200 * LC_NS_PER_MS, probe_sweep, &probe);
     assert_non_null(janitor);
-    /* Ticks at 100, 300, 500 ms...: three sweeps take about 550 ms, longer when the machine is
+    /* Ticks at 200, 600, 1000 ms...: three sweeps take about 1.1 s, longer when the machine is
      * busy, so wait for them (10 s at most: a janitor that never sweeps fails) rather than for a
      * fixed time. */
     int64_t deadline = lc_monotonic_ns() + 10 * LC_NS_PER_SEC;
