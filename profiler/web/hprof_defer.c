@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 
+#include "lc_util.h"
+
 struct hprof_deferred {
     struct evhttp_request *req;
     struct evhttp_connection *conn;
@@ -31,6 +33,7 @@ struct hprof_deferred {
     struct event *watch; /* NULL when the socket cannot be watched */
     hprof_deferred_fn done, gone;
     void *arg;
+    int64_t due_ns; /* lc_monotonic_ns() before which done must not run */
 };
 
 void hprof_deferred_free(struct hprof_deferred *d)
@@ -51,6 +54,16 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct hprof_deferred *d = arg;
+    /* libevent keeps time with CLOCK_MONOTONIC_COARSE and from the moment its loop woke, so a
+     * timer can fire a few milliseconds before the seconds asked (a 1 s delta lasted 997 ms on a
+     * busy machine): wait out the rest. */
+    int64_t early_ns = d->due_ns - lc_monotonic_ns();
+    if (early_ns > 0) {
+        int64_t us = early_ns / 1000 + 1;
+        struct timeval rest = {(time_t)(us / 1000000), (suseconds_t)(us % 1000000)};
+        if (evtimer_add(d->timer, &rest) == 0)
+            return;
+    }
     hprof_internal_enter();
     evhttp_connection_set_closecb(d->conn, NULL, NULL);
     d->done(d->req, d->arg);
@@ -91,7 +104,7 @@ struct hprof_deferred *hprof_deferred_new(struct evhttp_request *req, hprof_defe
     struct event_base *base = conn != NULL ? evhttp_connection_get_base(conn) : NULL;
     struct hprof_deferred *d = base != NULL ? calloc(1, sizeof(*d)) : NULL;
     if (d != NULL) {
-        *d = (struct hprof_deferred){req, conn, NULL, NULL, done, gone, arg};
+        *d = (struct hprof_deferred){req, conn, NULL, NULL, done, gone, arg, 0};
         if ((d->timer = evtimer_new(base, on_timer, d)) == NULL) {
             free(d);
             d = NULL;
@@ -122,6 +135,7 @@ void hprof_deferred_leave(int *waiting)
 int hprof_deferred_start(struct hprof_deferred *d, long seconds)
 {
     struct timeval tv = {seconds, 0};
+    d->due_ns = lc_monotonic_ns() + (int64_t)seconds * LC_NS_PER_SEC;
     if (evtimer_add(d->timer, &tv) != 0)
         return -1;
     hprof_internal_enter();
