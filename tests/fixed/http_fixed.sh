@@ -51,6 +51,17 @@ load() { # load NAME: wrk for LOAD_S seconds; prints the number of requests wrk 
     awk '/requests in/ { print $1 }' "$T/$1.wrk"
 }
 stopped_line() { grep -E "^$1: stopped after [0-9]+ requests; the store held [0-9]+ entries" "$2"; }
+# wait_emptied ERR_FILE SKIP_LINES DEADLINE_NS: waits until a --verbose sweep line after the first
+# SKIP_LINES of ERR_FILE says the store holds 0 entries; prints when (ns), or nothing at the deadline.
+wait_emptied() {
+    while [ "$(date +%s%N)" -lt "$3" ]; do
+        if tail -n +$(($2 + 1)) "$1" | grep -q '; held 0 entries (0 bytes)'; then
+            date +%s%N
+            return
+        fi
+        sleep 0.1
+    done
+}
 
 # --- 2. fixed: entries and in-use bytes fall back after the load --------------------------
 lc_start_server F "$BIN/fixed" --threads 2 --ttl ${TTL_S}s --sweep-every ${SWEEP_S}s --verbose
@@ -64,15 +75,8 @@ f_rss_peak=$(rss "$F_PID")
 sweeps_at_end=$(grep -c ': sweep expired ' "$F_ERR")
 # The last entry put expires TTL after the load ends; the next sweep, within one interval,
 # removes it. 1.5 s of slack for a loaded machine.
-deadline=$((load_end + (TTL_S + SWEEP_S) * 1000000000 + 1500000000))
-emptied_at=""
-while [ "$(date +%s%N)" -lt "$deadline" ]; do
-    if tail -n +$((sweeps_at_end + 1)) "$F_ERR" | grep -q '; held 0 entries (0 bytes)$'; then
-        emptied_at=$(date +%s%N)
-        break
-    fi
-    sleep 0.1
-done
+emptied_at=$(wait_emptied "$F_ERR" "$sweeps_at_end" \
+    $((load_end + (TTL_S + SWEEP_S) * 1000000000 + 1500000000)))
 [ -n "$emptied_at" ] ||
     lc_fail "fixed: entries did not fall to 0 within TTL + interval; sweeps said: $(tail -5 "$F_ERR")"
 emptied_ms=$(((emptied_at - load_end) / 1000000))
@@ -123,7 +127,11 @@ lc_start_server R "$BIN/fixed" --threads 2 --ttl ${TTL_S}s --sweep-every ${SWEEP
 r_rss_start=$(rss "$R_PID")
 load R >/dev/null
 r_rss_peak=$(rss "$R_PID")
-sleep $((TTL_S + SWEEP_S)).5
+# RSS after the sweep that emptied the store (and trimmed): part 2 holds the sweep to its
+# deadline; here a fixed 3.5 s sleep read RSS before that sweep once on a busy machine.
+r_sweeps_at_end=$(grep -c ': sweep expired ' "$R_ERR")
+[ -n "$(wait_emptied "$R_ERR" "$r_sweeps_at_end" $(($(date +%s%N) + 20000000000)))" ] ||
+    lc_fail "fixed --trim: entries did not fall to 0 in 20 s; sweeps said: $(tail -5 "$R_ERR")"
 r_rss_after=$(rss "$R_PID")
 grep -q '; malloc_trim took ' "$R_ERR" || lc_fail "--trim: no sweep line mentions malloc_trim"
 lc_stop_server R
