@@ -31,7 +31,7 @@ for run in $(seq "$runs"); do
     start=$(date +%s)
     if (cd "$dir/src" && scripts/test.sh) >"$dir/run-$run.log" 2>&1; then
         passed=$((passed + 1))
-        echo "run $run: passed in $(($(date +%s) - start)) s ($(grep -o '[0-9]* skipped$' "$dir/run-$run.log"))"
+        echo "run $run: passed in $(($(date +%s) - start)) s ($(grep -o '[0-9]* skipped$' "$dir/run-$run.log" | tail -n 1))"
     else
         echo "run $run: FAILED in $(($(date +%s) - start)) s; the failures:"
         grep -E '\*\*\*(Failed|Timeout|Exception)|\(Failed\)|\(Timeout\)' "$dir/run-$run.log" | sed 's/^/    /'
