@@ -270,10 +270,19 @@ int main(int argc, char **argv)
     }
     if (runs < 1 || runs > BENCH_MAX_RUNS)
         runs = 11;
-    const char *rate = getenv("HEAPPROF_RATE");
-    if (rate == NULL || strcmp(rate, "1") != 0) {
-        /* Part 2 needs every allocation recorded, and the rate is read at the first one. */
+    struct hprof_totals totals;
+    hprof_get_totals(&totals);
+    if (totals.rate != 1) {
+        /* Part 2 needs every allocation recorded, and the rate is read at the first one. The
+         * profiler took its HEAPPROF_* variables out of environ at start (so that children do
+         * not inherit them): ask it for the rate in force, not getenv, or this exec loops. */
+        if (getenv("BENCH_PPROF_REEXEC") != NULL) {
+            fprintf(stderr, "bench_pprof: HEAPPROF_RATE=1 did not take (rate %llu)\n",
+                    (unsigned long long)totals.rate);
+            return 1;
+        }
         setenv("HEAPPROF_RATE", "1", 1);
+        setenv("BENCH_PPROF_REEXEC", "1", 1);
         execv("/proc/self/exe", argv);
         perror("execv");
         return 1;
