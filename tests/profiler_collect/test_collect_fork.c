@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +44,7 @@
 #define ROUNDS        25  /* forks per forking thread, at most */
 #define MIN_ROUNDS    5   /* forks per forking thread, at least, whatever the machine's load */
 #define FORK_BUDGET_S 45  /* seconds: no new round starts after this (once MIN_ROUNDS are done) */
-#define TEST_ALARM_S  100 /* seconds: the whole test (ctest's TIMEOUT is above it) */
+#define TEST_ALARM_S  200 /* seconds: the whole test (ctest's TIMEOUT, 300, is above it) */
 #define CHILD_ALARM_S 20  /* seconds: one child, from fork to exit */
 #define CHILD_ALLOCS  2000
 #define CHILD_CPU_NS  (30 * 1000 * 1000) /* nanoseconds of busy work under the child's profile */
@@ -149,6 +150,35 @@ static int child_main(void)
 
 static atomic_int failures;
 
+/* Wait for the child, at most CHILD_ALARM_S + 10 s: a child that hangs before its own alarm()
+ * (inside fork's child handlers) would otherwise hang the test, and once the test's alarm has
+ * killed the parent it would hold ctest's output pipe, which then reports only a timeout. A
+ * hung child's stacks are printed (gdb, when installed) and it is killed. Returns the pid, or
+ * 0 for a hung child. */
+static pid_t wait_child(pid_t pid, int *status)
+{
+    int64_t deadline = now_ns() + (int64_t)(CHILD_ALARM_S + 10) * 1000000000;
+    for (;;) {
+        pid_t w = waitpid(pid, status, WNOHANG);
+        if (w != 0 && !(w < 0 && errno == EINTR))
+            return w;
+        if (now_ns() > deadline)
+            break;
+        usleep(10 * 1000);
+    }
+    fprintf(stderr, "child %d hung (no exit in %d s); its stacks:\n", (int)pid, CHILD_ALARM_S + 10);
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd),
+             "timeout 60 gdb -q -batch -p %d -ex 'thread apply all bt 30' 2>&1 | grep -E "
+             "'^#|^Thread' >&2",
+             (int)pid);
+    if (system(cmd) != 0)
+        fprintf(stderr, "(no stacks: gdb failed or is not installed)\n");
+    kill(pid, SIGKILL);
+    waitpid(pid, status, 0);
+    return 0;
+}
+
 /* Rounds run until ROUNDS, or until FORK_BUDGET_S have passed once MIN_ROUNDS are done: 50
  * forks take 5-24 s on an idle 2-core machine and came within the 100 s alarm under load
  * (average 12, with this test's own four busy threads). A deadlock is still caught: a child by
@@ -169,10 +199,12 @@ static void *forker(void *arg)
         }
         if (pid == 0)
             _exit(child_main());
-        int status;
-        pid_t w;
-        while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
-            ;
+        int status = 0;
+        pid_t w = wait_child(pid, &status);
+        if (w == 0) {
+            atomic_fetch_add(&failures, 1);
+            continue; /* hung: reported and killed */
+        }
         if (w != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
             fprintf(stderr, "child %d: %s %d\n", (int)pid,
                     WIFSIGNALED(status) ? "killed by signal" : "exit status",
