@@ -44,6 +44,12 @@
  *      including from threads that hold the locks above (a stats source, say): a thread
  *      inside the gate takes no lock of the stages above it.
  *
+ * The loader gate (hprof_fork.h) comes before every stage, just after hprof_fork_lock: prepare
+ * closes it and waits until no other thread is inside dl_iterate_phdr (libunwind's lookups in
+ * the mutex/block recorders and the threads handlers, hprof_maps), so the child's loader lock
+ * is free. The heap sampler's unwinding has its own gate (stage 6) and SIGPROF handlers theirs
+ * (stage 4).
+ *
  * Every stage runs inside the profiler's guard (hprof_internal_enter here, before stage 1): an
  * allocation by a stage or by libc on its behalf is served as overhead and never waits on the
  * gate, and the lock interposer forwards the stages' own pthread locks without profiling them.
@@ -55,6 +61,7 @@
 #include "hprof_fork.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
@@ -77,6 +84,33 @@ struct fork_thread {
 };
 static __thread struct fork_thread hprof_fork_t __attribute__((tls_model("initial-exec")));
 
+/* The loader gate: threads inside (all, and this thread's own), and whether a fork closed it.
+ * Sequentially consistent, a Dekker pair as the other gates. */
+static _Atomic int loader_inside, loader_closed;
+static __thread int loader_mine __attribute__((tls_model("initial-exec")));
+
+int hprof_fork_loader_enter(int wait)
+{
+    for (;;) {
+        atomic_fetch_add(&loader_inside, 1);
+        if (!atomic_load(&loader_closed)) {
+            loader_mine++;
+            return 0;
+        }
+        atomic_fetch_sub(&loader_inside, 1);
+        if (!wait)
+            return -1;
+        while (atomic_load(&loader_closed))
+            sched_yield();
+    }
+}
+
+void hprof_fork_loader_leave(void)
+{
+    loader_mine--;
+    atomic_fetch_sub(&loader_inside, 1);
+}
+
 static void fork_prepare(void)
 {
     struct fork_thread *t = &hprof_fork_t;
@@ -86,6 +120,9 @@ static void fork_prepare(void)
         t->locked = 1;
         t->pid = getpid();
         t->stages = 0;
+        atomic_store(&loader_closed, 1);
+        while (atomic_load(&loader_inside) != loader_mine)
+            sched_yield(); /* another thread is walking the loaded objects */
     }
     for (int i = 0; i < HPROF_FORK_STAGES; i++) {
         const struct hprof_fork_ops *ops = atomic_load(&stages[i]);
@@ -113,6 +150,9 @@ static void fork_finish(int child)
     }
     if (--t->depth == 0 && t->locked) {
         t->locked = 0;
+        if (child)
+            atomic_store(&loader_inside, loader_mine); /* the other threads are not here */
+        atomic_store(&loader_closed, 0);
         if (child)
             pthread_mutex_init(&hprof_fork_lock, NULL); /* the child's one thread: a fresh lock */
         else

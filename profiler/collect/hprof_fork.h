@@ -36,6 +36,17 @@ struct hprof_fork_ops {
  * A fork() between two registrations runs the stages registered so far. */
 void hprof_fork_register(enum hprof_fork_stage stage, const struct hprof_fork_ops *ops);
 
+/* The loader gate. libunwind's lookups and hprof_maps walk the loaded objects with
+ * dl_iterate_phdr, which holds the loader's lock; glibc 2.36 does not reset that lock in a fork
+ * child, so a child forked while another thread held it hangs at its first walk (seen: a
+ * profiler_collect_fork child, under load). Code that walks enters the gate; the sequence's
+ * prepare closes it and waits until no other thread is inside, and opens it after. enter(0) does
+ * not wait: -1 while a fork is being prepared (the caller drops its sample; async-signal-safe,
+ * for handlers); enter(1) waits for the fork to finish, and always returns 0. A thread's own
+ * entries never hold up its own fork (a signal handler that forks). */
+int hprof_fork_loader_enter(int wait);
+void hprof_fork_loader_leave(void);
+
 /* Forks this process has gone through, as the parent (for tests and statistics). */
 unsigned long hprof_fork_count(void);
 

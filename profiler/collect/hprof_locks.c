@@ -354,9 +354,15 @@ static HPROF_TEXT __attribute__((noinline)) void record(int profile, int64_t cou
                                                         int64_t delay_ns)
 {
     int saved_errno = errno;
+    if (hprof_fork_loader_enter(0) != 0) { /* a fork is being prepared: no unwinding */
+        atomic_fetch_add_explicit(&st_dropped, 1, memory_order_relaxed);
+        errno = saved_errno;
+        return;
+    }
     hprof_internal_enter();
     uintptr_t pcs[HPROF_MAX_DEPTH];
     int depth = capture(pcs);
+    hprof_fork_loader_leave();
     struct lock_stack *s = stack_intern(profile, pcs, depth);
     if (s != NULL) {
         atomic_fetch_add_explicit(&s->count, count_milli, memory_order_relaxed);

@@ -93,7 +93,9 @@ static void on_signal(int sig, siginfo_t *info, void *uc)
     int saved_errno = errno;
     atomic_fetch_add(&inside, 1);
     struct capture *c = atomic_load(&live);
-    if (c != NULL) {
+    /* While a fork is being prepared the handler does not unwind (hprof_fork.h, the loader
+     * gate): the collection times out on this thread, as on any that does not answer. */
+    if (c != NULL && hprof_fork_loader_enter(0) == 0) {
         pid_t self = (pid_t)syscall(SYS_gettid);
         for (size_t i = 0; i < c->n; i++) {
             struct slot *s = &c->slots[i];
@@ -105,6 +107,7 @@ static void on_signal(int sig, siginfo_t *info, void *uc)
             sem_post(&c->answered);
             break;
         }
+        hprof_fork_loader_leave();
     }
     atomic_fetch_sub(&inside, 1);
     errno = saved_errno;

@@ -17,6 +17,7 @@
  */
 #include "hprof_output.h"
 
+#include "hprof_fork.h"
 #include "hprof_hash.h"
 
 #include <elf.h>
@@ -342,7 +343,9 @@ int hprof_maps_read(struct hprof_maps *out)
     struct phdr_search search = {out, sysconf(_SC_PAGESIZE)};
     if (search.page <= 0)
         search.page = 4096;
+    hprof_fork_loader_enter(1); /* a fork must not copy the loader's lock held */
     dl_iterate_phdr(phdr_cb, &search);
+    hprof_fork_loader_leave();
     for (size_t i = 0; i < out->n; i++) {
         struct hprof_mapping *m = &out->v[i];
         if (m->build_id[0] == '\0' && m->path[0] == '/')
