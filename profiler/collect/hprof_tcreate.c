@@ -31,6 +31,7 @@
  * on_create: a program nobody profiles for threadcreate pays one atomic load per thread.
  */
 #include "hprof_env.h"
+#include "hprof_fork.h"
 #include "hprof_tcreate.h"
 
 #include <dlfcn.h>
@@ -155,7 +156,9 @@ __attribute__((noinline)) static void run_on_create(struct tcreate_start *start)
     uintptr_t pcs[HPROF_MAX_DEPTH];
     /* Frames 0 and 1 are this function and pthread_create: skip them. unw_backtrace is not
      * async-signal-safe (it may allocate a per-thread cache); pthread_create is not either. */
+    (void)hprof_fork_loader_enter(1); /* a fork must not copy the loader's lock held */
     int n = unw_backtrace(raw, HPROF_MAX_DEPTH + 1), depth = 0;
+    hprof_fork_loader_leave();
     for (int i = 2; i < n; i++)
         pcs[depth++] = (uintptr_t)raw[i] - 1; /* return address - 1: inside the call */
     int hooks = atomic_load_explicit(&hprof_tcreate_n_hooks, memory_order_acquire);
