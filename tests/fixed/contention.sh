@@ -82,7 +82,11 @@ lc_stop_server S
 [ "$S_STATUS" = 0 ] || lc_fail "fixed exited $S_STATUS: $(tail -5 "$S_ERR")"
 
 # --- profiles off; a ?seconds=N window switches the mutex profile on ------------------------
-lc_start_server T "$FIXED" --threads 2 --sweep-mode scan --ttl 1s --sweep-every 300ms
+# Contention in the window must be certain, not likely: with --ttl 1s --sweep-every 300ms a
+# quiet-enough machine saw none in the 2 s window in 1 run of 8 (about 2 contentions per
+# window). With TTL 5 s the table grows to the whole load, and a scan every 50 ms holds the lock
+# long and often enough: 30 contentions in a measured window.
+lc_start_server T "$FIXED" --threads 2 --sweep-mode scan --ttl 5s --sweep-every 50ms
 D="$T_DEBUG_URL/debug/pprof"
 [ "$(status_of "$D/mutex?debug=1")" = 200 ] || lc_fail "mutex?debug=1"
 expect "$LC_TMP/body" '^sampling period=0$'
