@@ -325,9 +325,12 @@ static char *build_request(const struct options *o, size_t *len)
     return req;
 }
 
+/* Seconds since the run's start, never negative: libevent's timers may fire a little early (it
+ * keeps time with a coarse clock), and the profile due at time zero was written "-0.000" into
+ * profiles.csv once (TSan build, busy machine). */
 static double elapsed_s(const struct run *r, int64_t now)
 {
-    return (double)(now - r->start_ns) / 1e9;
+    return now > r->start_ns ? (double)(now - r->start_ns) / 1e9 : 0.0;
 }
 
 static void write_new_points(struct run *r)
