@@ -66,11 +66,11 @@ struct cpu_timer {
 struct cpu_self {
     uint64_t epoch;       /* hprof_cpu_epoch when armed: another profile's record charges nothing */
     int64_t armed_cpu_ns; /* the thread's CPU clock when its timer was armed */
-    int64_t interval_ns;  /* the timer's period */
     uint64_t periods;     /* periods its signals carried since (recorded or dropped) */
     uint32_t depth;       /* its latest recorded sample's stack */
     uintptr_t pcs[HPROF_MAX_DEPTH];
 };
+
 /* Start/stop state, under hprof_cpu_lock; the timers' table under hprof_cpu_timers_lock. */
 struct hprof_cpu_state {
     int running, hz;

@@ -97,13 +97,20 @@ static int timers_reserve(void)
     return 0;
 }
 
+/* The table index of thread tid's timer, or n_timers. Under hprof_cpu_timers_lock. */
+static size_t find_timer(pid_t tid)
+{
+    size_t i = 0;
+    while (i < hprof_cpu_g.n_timers && hprof_cpu_g.timers[i].tid != tid)
+        i++;
+    return i;
+}
+
 /* One thread of the scan: mark its timer seen, or arm one. Under hprof_cpu_timers_lock. */
 static void scan_one(pid_t tid, void *arg)
 {
     (void)arg;
-    size_t i = 0;
-    while (i < hprof_cpu_g.n_timers && hprof_cpu_g.timers[i].tid != tid)
-        i++;
+    size_t i = find_timer(tid);
     if (i < hprof_cpu_g.n_timers) {
         hprof_cpu_g.timers[i].seen = true;
         return;
@@ -150,7 +157,6 @@ static void track_self(void)
     if (self == NULL)
         return; /* out of memory: this thread's end charges nothing */
     self->epoch = hprof_cpu_epoch;
-    self->interval_ns = hprof_cpu_g.interval_ns;
     self->armed_cpu_ns = thread_cpu_ns();
     self->periods = 0;
     self->depth = 0;
@@ -161,12 +167,11 @@ static void track_self(void)
 /* Delete the timer of thread tid, if it has one. Under hprof_cpu_timers_lock. */
 static void forget_timer(pid_t tid)
 {
-    for (size_t i = 0; i < hprof_cpu_g.n_timers; i++)
-        if (hprof_cpu_g.timers[i].tid == tid) {
-            timer_delete(hprof_cpu_g.timers[i].id);
-            hprof_cpu_g.timers[i] = hprof_cpu_g.timers[--hprof_cpu_g.n_timers];
-            return;
-        }
+    size_t i = find_timer(tid);
+    if (i < hprof_cpu_g.n_timers) {
+        timer_delete(hprof_cpu_g.timers[i].id);
+        hprof_cpu_g.timers[i] = hprof_cpu_g.timers[--hprof_cpu_g.n_timers];
+    }
 }
 
 /* Record the periods of this thread's CPU time since its timer was armed that no signal
@@ -174,7 +179,8 @@ static void forget_timer(pid_t tid)
  * hprof_cpu_timers_lock, with SIGPROF blocked. */
 static void charge_unsignalled(const struct cpu_self *self)
 {
-    int64_t due = (thread_cpu_ns() - self->armed_cpu_ns) / self->interval_ns;
+    /* The epoch matched: the running profile's period is the one this thread was armed at. */
+    int64_t due = (thread_cpu_ns() - self->armed_cpu_ns) / hprof_cpu_g.interval_ns;
     if (due <= (int64_t)self->periods)
         return;
     uint32_t owed = (uint32_t)(due - (int64_t)self->periods);
@@ -207,11 +213,8 @@ void hprof_cpu_on_thread_start(uintptr_t token)
         forget_timer(tid);
         track_self();
         timer_t id;
-        if (timers_reserve() == 0 && arm_thread(tid, &id) == 0) {
+        if (timers_reserve() == 0 && arm_thread(tid, &id) == 0)
             hprof_cpu_g.timers[hprof_cpu_g.n_timers++] = (struct cpu_timer){tid, id, true};
-            if (hprof_cpu_self != NULL)
-                hprof_cpu_self->armed_cpu_ns = thread_cpu_ns();
-        }
         /* else: out of memory; the next scan arms it */
     }
     pthread_mutex_unlock(&hprof_cpu_timers_lock);
