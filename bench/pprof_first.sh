@@ -61,9 +61,13 @@ leaky_cpu() { # NAME BIN_DIR
     lc_stop_server SRV
 }
 
+# The interpreter itself, not a launcher: python3 may be a shim (pyenv's is a shell script that
+# execs the real one), and the profiler takes HEAPPROF_* out of the environment it passes on.
+python=$(python3 -c 'import sys; print(sys.executable)')
+
 python_heap() { # NAME LIB_DIR
     local err="$LC_TMP/py.err" pid url="" i
-    LD_PRELOAD="$2/libheapprof.so" HEAPPROF_HTTP=127.0.0.1:0 python3 -c '
+    LD_PRELOAD="$2/libheapprof.so" HEAPPROF_HTTP=127.0.0.1:0 "$python" -c '
 import json, decimal, sqlite3, sys, time
 d = {i: str(i) * 3 for i in range(200000)}
 print("ready", flush=True)
@@ -75,8 +79,7 @@ time.sleep(60)' >"$LC_TMP/py.out" 2>"$err" &
         kill -0 "$pid" 2>/dev/null || lc_fail "python3 under the profiler exited: $(cat "$err")"
         sleep 0.1
     done
-    # python3 may print more than one "listening" line (children it starts inherit LD_PRELOAD):
-    # take the first listener that answers and says it is this PID's.
+    # Take the first listener that answers and says it is this script's process.
     for u in $(sed -n 's#^heapprof[^:]*: listening /debug \(http://.*\)$#\1#p' "$err"); do
         if curl -s --max-time 5 "$u/debug/pprof/cmdline" | tr '\0' ' ' | grep -q "import json"; then
             url=$u
