@@ -682,12 +682,14 @@ int main(int argc, char **argv)
         return write_profile(argv[2]);
 #ifdef CPU_TEST_UNDER_TSAN
     /* Under ThreadSanitizer: the tests that exercise the profiler's threads (start/stop, the
-     * drain thread, threads arming themselves at birth, restarts). Not busy (its stack and share
+     * drain thread, threads arming themselves at birth, the charge at a thread's exit,
+     * restarts). Not busy (its stack and share
      * checks assume signals delivered where they interrupt; TSan delays them) nor fork (TSan
      * cannot start threads in the child of a multi-threaded process). */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_api, stop_leftover),
         cmocka_unit_test_teardown(test_born, stop_leftover),
+        cmocka_unit_test_teardown(test_unsignalled, stop_leftover),
         cmocka_unit_test_teardown(test_restart, stop_leftover),
     };
     (void)test_busy;
