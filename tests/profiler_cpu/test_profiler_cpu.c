@@ -123,10 +123,12 @@ struct worker {
 };
 
 /* With two functions, each step runs one of them chosen at random, not a then b: a strictly
- * periodic loop can alias with the kernel's tick (the timer's expiry is noticed only at a tick,
- * and a thread preempted at a tick resumes at one, keeping its phase), so that most samples land
- * in one function whatever its share of the time. Seen once under load with UBSan: 35 vs 115,
- * share 0.233 for a true 2/3. A random walk has no phase to lock onto. */
+ * periodic loop can alias with the kernel's tick (a timer's expiry is noticed only at a tick, and
+ * a thread preempted at a tick resumes at one, keeping its phase), so that most samples land in
+ * one function whatever its share of the time. A 5.7-sigma skew was seen once under load with
+ * UBSan (35 vs 115 for a true 2/3, toward the shorter function); 30 runs of each loop under
+ * stress-ng did not reproduce it, so aliasing is the suspect, not the proven cause. A random
+ * walk has no phase to lock onto, and the calls it counts give the true share. */
 __attribute__((noinline)) static void *busy_worker(void *arg)
 {
     struct worker *w = arg;
@@ -624,9 +626,10 @@ static void test_restart(void **state)
          * the spin's own leaf (0 of 30 once, under stress-ng). */
         assert_true(stack_samples(run.p, "cpu_spin_right") > 0);
 #else
-        /* At the spin, unless the kernel signalled none of the thread's 30 periods (seen once
-         * in a tally, under stress-ng and ctest -j 2): then all of them are charged at its exit
-         * (test_unsignalled), and nothing is lost. */
+        /* At the spin, unless the kernel signalled none of the thread's 30 periods: then all
+         * of them are charged at its exit (test_unsignalled) and nothing is lost. 0 at the spin
+         * was seen once in a tally (UBSan, stress-ng and ctest -j 2), before this printed where
+         * the samples went; a thread never signalled is the one way the design allows it. */
         if (leaf_samples(run.p, "cpu_spin_right") == 0) {
             print_samples(run.p);
             print_message("round %d: no sample at cpu_spin_right\n", round);
@@ -683,9 +686,9 @@ int main(int argc, char **argv)
 #ifdef CPU_TEST_UNDER_TSAN
     /* Under ThreadSanitizer: the tests that exercise the profiler's threads (start/stop, the
      * drain thread, threads arming themselves at birth, the charge at a thread's exit,
-     * restarts). Not busy (its stack and share
-     * checks assume signals delivered where they interrupt; TSan delays them) nor fork (TSan
-     * cannot start threads in the child of a multi-threaded process). */
+     * restarts). Not busy (its stack and share checks assume signals delivered where they
+     * interrupt; TSan delays them) nor fork (TSan cannot start threads in the child of a
+     * multi-threaded process). */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_api, stop_leftover),
         cmocka_unit_test_teardown(test_born, stop_leftover),
