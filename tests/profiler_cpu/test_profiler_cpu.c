@@ -39,8 +39,8 @@
  * ITIMER_PROF, could not be held to 5%.) Shares (which function a sample lands in) are judged
  * with the effective number of samples, as a delivery weighted by overruns is one draw.
  *
- * `test_profiler_cpu --write PATH` only takes the busy profile and writes it (cpu_pprof.sh
- * reads it with go tool pprof).
+ * `test_profiler_cpu --write PATH` only takes the busy profile, writes it and prints the split
+ * it should show (cpu_pprof.sh reads it with go tool pprof and judges the split as busy does).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -648,6 +648,9 @@ static void test_restart(void **state)
     assert_true(st.profiles >= 3);
 }
 
+/* Takes the busy profile, writes it to path and prints what cpu_pprof.sh needs to judge the
+ * split pprof shows with an error bound: the true share of cpu_hot_two (from the calls counted)
+ * and the profile's sample count and sum of squared weights (its effective count). */
 static int write_profile(const char *path)
 {
     struct worker w = {.cpu_s = BUSY_CPU_S, .a = cpu_hot_two, .b = cpu_hot_one};
@@ -658,6 +661,12 @@ static int write_profile(const char *path)
     pthread_t t;
     pthread_create(&t, NULL, busy_worker, &w);
     pthread_join(t, NULL);
+    struct hprof_cpu_stats st;
+    hprof_cpu_get_stats(&st);
+    printf("share %.6f samples %llu weight_sq %llu period_ms %g\n",
+           2.0 * (double)w.calls_a / (2.0 * (double)w.calls_a + (double)w.calls_b),
+           (unsigned long long)st.samples, (unsigned long long)st.weight_sq,
+           (double)PERIOD_NS / 1e6);
     uint8_t *gz = NULL;
     size_t len = 0;
     if (hprof_cpu_stop(&gz, &len) != 0) {
