@@ -9,7 +9,8 @@
 # pprof (time to encode and serve a profile), serve (time to serve heap, threads and CPU
 # profiles of a live leaky; BASE_BIN=DIR/bin compares with another build), fixed (sweep cost, p99 under sweeps, peak in-use
 # vs the bound), loadgen (--rate max vs wrk, rate accuracy, a stalled server), verdict (error
-# rates on simulated runs); contention (the lock interposer's cost, req/s with the mutex and
+# rates on simulated runs), share (the CPU tests' share check: its error rates on simulated
+# profiles); contention (the lock interposer's cost, req/s with the mutex and
 # block profiles on, fixed --sweep-mode scan vs batched with the mutex profile's top entry); demo (scripts/demo.sh 20 times under stress-ng: only when asked);
 # fuzz (each libFuzzer target of fuzz/ for FUZZ_SECONDS=300: runs, execs/s, coverage, findings;
 # only when asked).
@@ -129,6 +130,15 @@ bench_verdict() {
     echo
 }
 
+# share: the false alarms and misses of the CPU tests' share check (tests/profiler_cpu/
+# share_bound.h) on simulated profiles, by effective sample count (test_share_sim, fixed seed).
+bench_share() {
+    echo "### share: the CPU tests' share check on simulated profiles (test_share_sim --table)"
+    echo
+    "$bin/test_share_sim" --table
+    echo
+}
+
 # demo: scripts/demo.sh DEMO_RUNS times in a row (default 20) while stress-ng --cpu 2 keeps both
 # cores busy (started here, bounded by --timeout, stopped by PID; DEMO_STRESS=0 leaves that to
 # the caller), with DEMO_DURATION (default 60s) and DEMO_HEAPPROF_RATE (default 65536), and
@@ -212,9 +222,10 @@ for section in "${sections[@]}"; do
     fixed) "$LC_ROOT/bench/fixed_bench.sh" "$bin" ;;
     loadgen) "$LC_ROOT/bench/loadgen_bench.sh" "$bin" ;;
     verdict) bench_verdict ;;
+    share) bench_share ;;
     demo) bench_demo ;;
     fuzz) bench_fuzz ;;
     contention) "$LC_ROOT/bench/contention_bench.sh" "$build_dir" ;;
-    *) lc_fail "unknown section '$section' (have: rss service profiler cpu malloc pprof fixed loadgen contention verdict demo fuzz)" ;;
+    *) lc_fail "unknown section '$section' (have: rss service profiler cpu malloc pprof fixed loadgen contention verdict share demo fuzz)" ;;
     esac
 done
