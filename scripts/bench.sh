@@ -10,7 +10,8 @@
 # profiles of a live leaky; BASE_BIN=DIR/bin compares with another build), fixed (sweep cost, p99 under sweeps, peak in-use
 # vs the bound), loadgen (--rate max vs wrk, rate accuracy, a stalled server), verdict (error
 # rates on simulated runs), share (the CPU tests' share check: its error rates on simulated
-# profiles); contention (the lock interposer's cost, req/s with the mutex and
+# profiles); unwind (ns per stack walk of the CPU and threads profiles' unwinder, libunwind's
+# shared cache off, as the profiler runs it, vs on); contention (the lock interposer's cost, req/s with the mutex and
 # block profiles on, fixed --sweep-mode scan vs batched with the mutex profile's top entry); demo (scripts/demo.sh 20 times under stress-ng: only when asked);
 # fuzz (each libFuzzer target of fuzz/ for FUZZ_SECONDS=300: runs, execs/s, coverage, findings;
 # only when asked).
@@ -223,9 +224,15 @@ for section in "${sections[@]}"; do
     loadgen) "$LC_ROOT/bench/loadgen_bench.sh" "$bin" ;;
     verdict) bench_verdict ;;
     share) bench_share ;;
+    unwind)
+        echo "### unwind: ns per stack walk of the signal handlers' unwinder, libunwind's cache off vs on"
+        echo
+        "$bin/bench_unwind" --rounds "$((ROUNDS * 2 + 1))"
+        echo
+        ;;
     demo) bench_demo ;;
     fuzz) bench_fuzz ;;
     contention) "$LC_ROOT/bench/contention_bench.sh" "$build_dir" ;;
-    *) lc_fail "unknown section '$section' (have: rss service profiler cpu malloc pprof fixed loadgen contention verdict share demo fuzz)" ;;
+    *) lc_fail "unknown section '$section' (have: rss service profiler cpu malloc pprof fixed loadgen contention verdict share unwind demo fuzz)" ;;
     esac
 done

@@ -9,12 +9,14 @@
  * The leaf is stored as the interrupted PC itself; callers as return address - 1 (inside the
  * call); a frame above a sigreturn trampoline (a nested signal handler's victim) is again an
  * interrupted PC. libunwind documents unw_init_local* and unw_step as signal-safe for local
- * unwinding: its caches are global (the default policy) behind locks it takes with all signals
- * blocked, so the handler cannot interrupt its own thread inside them; it maps memory with mmap,
- * not malloc. The first use initialises libunwind, which start does beforehand (pre-warm). We
- * never use unw_backtrace here: its per-thread trace cache calls pthread_setspecific, which may
- * calloc on a thread's first use. libunwind finds unwind tables with dl_iterate_phdr, whose
- * loader lock is recursive: a signal during dlopen on the same thread does not deadlock.
+ * unwinding: the locks it takes are taken with all signals blocked, so the handler cannot
+ * interrupt its own thread inside them; it maps memory with mmap, not malloc. The first use
+ * initialises libunwind, which start does beforehand (pre-warm). We never use unw_backtrace
+ * here: its per-thread trace cache calls pthread_setspecific, which may calloc on a thread's
+ * first use. libunwind finds unwind tables with dl_iterate_phdr, whose loader lock is
+ * recursive: a signal on a thread inside dl_iterate_phdr or dlopen does not deadlock on it. Its
+ * shared register-state cache is off (hprof_unwind.c says why: with it, such a handler waited
+ * for the cache's lock while another thread's walk held it and waited for the loader lock).
  *
  * Ring: HPROF_CPU_RING_RECORDS fixed records, many producers (handlers on any thread, at once on
  * several cores), one consumer. A handler claims position head by CAS (only if head - tail <

@@ -74,6 +74,7 @@
 #include "hprof_fork.h"
 #include "hprof_hash.h"
 #include "hprof_tcreate.h"
+#include "hprof_unwind.h"
 #include "lc_util.h"
 
 #if defined(__x86_64__)
@@ -334,6 +335,7 @@ static HPROF_TEXT struct lock_stack *stack_intern(int profile, const uintptr_t *
 static HPROF_TEXT __attribute__((noinline)) int capture(uintptr_t *pcs)
 {
     void *raw[HPROF_MAX_DEPTH + SKIP_SLACK];
+    hprof_unwind_init();
     int n = unw_backtrace(raw, (int)(sizeof(raw) / sizeof(raw[0])));
     int i = 0;
     while (i < n && !((const char *)raw[i] >= __start_hprof_text &&

@@ -69,6 +69,7 @@
 #include "hprof_collect.h"
 #include "hprof_env.h"
 #include "hprof_fork.h"
+#include "hprof_unwind.h"
 #include "lc_util.h"
 
 #if !defined(__GLIBC__) || !(defined(__x86_64__) || defined(__aarch64__))
@@ -448,6 +449,7 @@ static HPROF_TEXT void *hprof_overhead_alloc(size_t n, size_t align, int zero)
 static HPROF_TEXT __attribute__((noinline)) int hprof_capture(uintptr_t *pcs)
 {
     void *raw[HPROF_MAX_DEPTH + HPROF_SKIP_SLACK];
+    hprof_unwind_init();
     int n = unw_backtrace(raw, (int)(sizeof(raw) / sizeof(raw[0])));
     int i = 0;
     while (i < n && !hprof_is_own_pc(raw[i]))

@@ -33,6 +33,7 @@
 #include "hprof_env.h"
 #include "hprof_fork.h"
 #include "hprof_tcreate.h"
+#include "hprof_unwind.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -156,6 +157,7 @@ __attribute__((noinline)) static void run_on_create(struct tcreate_start *start)
     uintptr_t pcs[HPROF_MAX_DEPTH];
     /* Frames 0 and 1 are this function and pthread_create: skip them. unw_backtrace is not
      * async-signal-safe (it may allocate a per-thread cache); pthread_create is not either. */
+    hprof_unwind_init();
     (void)hprof_fork_loader_enter(1); /* a fork must not copy the loader's lock held */
     int n = unw_backtrace(raw, HPROF_MAX_DEPTH + 1), depth = 0;
     hprof_fork_loader_leave();

@@ -17,12 +17,39 @@
  * event, and recording it unwound again with unw_backtrace, which took the same libunwind lock
  * its own thread already held: a deadlock as soon as the block profile was on while a CPU
  * profile or a threads capture ran. Inside the guard the interposer forwards them untouched.
+ *
+ * No register-state cache (hprof_unwind_init). libunwind's cache of unwound frames is global by
+ * default, behind a lock that a walk holds while it looks a frame up in the loader's list
+ * (dl_iterate_phdr, under the loader's own lock). A handler that interrupted a thread inside
+ * dl_iterate_phdr (our hprof_maps, libgcc looking up a C++ exception's tables, dlopen) then
+ * waited for the cache lock, while a handler on another thread held it and waited for the
+ * loader's lock: a deadlock of both, for good (test_collect_fork hung about once in 20 runs
+ * under load; test_loader_lock replays it every time). libunwind's per-thread cache would avoid
+ * the lock, but Debian builds libunwind without it (a per-thread request falls back to the
+ * shared cache unlocked), so the policy is UNW_CACHE_NONE: every step looks its frame up
+ * afresh, taking only the loader's lock, which is recursive for the interrupted thread and
+ * whose other holders wait for nothing a handler holds. It is set once, before the first walk:
+ * changing it while another thread walks would leave that walk's lock, and its blocked signals,
+ * held. The heap sampler's unw_backtrace keeps its per-thread trace of frame shapes, which does
+ * not depend on this cache; the cost per walk is in BENCHMARKS.md.
  */
 #include "hprof_unwind.h"
 
 #define UNW_LOCAL_ONLY /* this process's own stacks: the fast local unwinder */
 #include <libunwind.h>
+#include <pthread.h>
 #include <ucontext.h>
+
+static void set_caching_policy(void)
+{
+    unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_NONE);
+}
+
+void hprof_unwind_init(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, set_caching_policy);
+}
 
 static uintptr_t interrupted_pc(const ucontext_t *uc)
 {
@@ -70,6 +97,7 @@ __attribute__((noinline)) int hprof_unwind_here(uintptr_t *pcs)
 {
     unw_context_t uc;
     unw_cursor_t cursor;
+    hprof_unwind_init();
     if (unw_getcontext(&uc) != 0 || unw_init_local(&cursor, &uc) != 0 || unw_step(&cursor) <= 0)
         return 0;
     return walk(&cursor, 0, pcs); /* from the caller's frame: return addresses */
@@ -77,6 +105,7 @@ __attribute__((noinline)) int hprof_unwind_here(uintptr_t *pcs)
 
 void hprof_unwind_prewarm(void)
 {
+    hprof_unwind_init();
     unw_context_t uc;
     unw_cursor_t cursor;
     uintptr_t pcs[HPROF_MAX_DEPTH];

@@ -9,11 +9,11 @@
  *   - the symbolizer, warmed by a first heap profile and kept busy by a thread that writes heap
  *     profiles and captures the threads profile in a loop.
  * Every child must allocate (and see its allocations in the heap totals), write a symbolized
- * heap profile, run a CPU profile of its own, capture its threads, and exit 0. A child that
- * deadlocks is killed by its own alarm() (the parent sees SIGALRM and fails); the whole test is
- * bounded by the parent's alarm() and ctest's TIMEOUT. Debug and test builds also check the
- * sequence's invariants (HPROF_ASSERT: prepare ran before parent/child, every stage completed),
- * so a broken order aborts a child or the parent here.
+ * heap profile, capture its threads (exactly one), run a CPU profile of its own, and exit 0.
+ * A child that deadlocks is killed by its own alarm() (the parent sees SIGALRM and fails); the
+ * whole test is bounded by the parent's alarm() and ctest's TIMEOUT. Debug and test builds also
+ * check the sequence's invariants (HPROF_ASSERT: prepare ran before parent/child, every stage
+ * completed), so a broken order aborts a child or the parent here.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -125,6 +125,16 @@ static int child_main(void)
         return 11; /* rate 1: every allocation of the child is sampled */
     if (write_heap_profile() != 0)
         return 12;
+    /* Before the child's CPU profile: its drain thread, once joined, may still be listed in
+     * /proc/self/task until the kernel has reaped it (seen under load: 2 threads listed). */
+    struct hprof_threads t;
+    if (hprof_threads_capture(&t) != 0)
+        return 15;
+    int one = t.n == 1;
+    hprof_threads_release(&t);
+    if (!one)
+        return 16; /* the child has exactly the thread that forked */
+
     if (hprof_cpu_start(CPU_HZ) != 0) /* the parent's profile does not follow the child */
         return 13;
     int64_t until = now_ns() + CHILD_CPU_NS;
@@ -135,13 +145,6 @@ static int child_main(void)
     if (hprof_cpu_stop(&gz, &len) != 0 || len == 0)
         return 14;
     hprof_cpu_free(gz);
-    struct hprof_threads t;
-    if (hprof_threads_capture(&t) != 0)
-        return 15;
-    int one = t.n == 1;
-    hprof_threads_release(&t);
-    if (!one)
-        return 16; /* the child has exactly the thread that forked */
     pthread_mutex_t own = PTHREAD_MUTEX_INITIALIZER; /* the lock interposer, in the child */
     if (pthread_mutex_lock(&own) != 0 || pthread_mutex_unlock(&own) != 0)
         return 17;

@@ -28,6 +28,7 @@
 
 #include "hprof_collect.h"
 #include "hprof_locks.h"
+#include "hprof_unwind.h"
 
 #define WORKERS 6
 #define MUTEXES 3
@@ -61,6 +62,10 @@ int hprof_internal_depth(void)
 int unw_backtrace(void **buffer, int size)
 {
     return backtrace(buffer, size);
+}
+
+void hprof_unwind_init(void) /* libunwind's caching policy: no libunwind here */
+{
 }
 
 /* ---- the work ---- */

@@ -51,6 +51,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <link.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -63,6 +65,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#define UNW_LOCAL_ONLY /* unw_flush_cache of this process's own unwinder */
+#include <libunwind.h>
 
 #include "hprof_writers.h"
 #include "pcodec.h"
@@ -690,6 +695,106 @@ static int write_profile(const char *path)
     return 0;
 }
 
+/* ---- the loader lock ---- */
+
+/* libunwind's register-state cache was global, behind a lock held across its lookups in the
+ * loader's list (dl_iterate_phdr, which takes the loader's lock). A SIGPROF handler that
+ * interrupted a thread inside dl_iterate_phdr (the profiler's own hprof_maps, libgcc finding a
+ * C++ exception's tables, dlopen) waited for that cache lock, while the handler on another
+ * thread that held it waited for the loader's lock: both stuck for good (test_collect_fork hung
+ * 3 times in about 60 runs under stress-ng). The profiler now runs libunwind without that cache
+ * (hprof_unwind_init). This replays the cycle: threads spend their time inside dl_iterate_phdr
+ * while the profile samples them at the highest rate and the cache is flushed without pause,
+ * so that every walk misses it and looks its frames up in the loader's list. */
+#define LOADER_THREADS 3
+#define LOADER_RUN_NS  (1500 * 1000 * 1000LL)
+#define LOADER_WAIT_S  30 /* far above the run: a test not done by then is stuck */
+
+static atomic_int loader_stop;
+static atomic_long loader_walks;
+
+static int slow_object(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    uint64_t h = (uintptr_t)arg;
+    for (int i = 0; i < 2000; i++) /* stay inside, holding the loader's lock */
+        h = h * 31 + (uintptr_t)info->dlpi_addr + (uint64_t)i;
+    atomic_fetch_add_explicit(&sink, h, memory_order_relaxed);
+    return 0;
+}
+
+static void *loader_walker(void *arg)
+{
+    while (!atomic_load(&loader_stop)) {
+        dl_iterate_phdr(slow_object, arg);
+        atomic_fetch_add(&loader_walks, 1);
+    }
+    return NULL;
+}
+
+static void *cache_flusher(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&loader_stop))
+        unw_flush_cache(unw_local_addr_space, 0, 0);
+    return NULL;
+}
+
+/* The judge: it blocks SIGPROF (so no handler of its own can be stuck) and aborts the process
+ * when the test is not done by its deadline; a deadlocked thread holds the loader's lock, so
+ * nothing else could report it (the test's own thread is sampled and may be stuck too). */
+static atomic_int loader_done;
+
+static void *loader_watchdog(void *arg)
+{
+    (void)arg;
+    sigset_t prof;
+    sigemptyset(&prof);
+    sigaddset(&prof, SIGPROF);
+    pthread_sigmask(SIG_BLOCK, &prof, NULL);
+    int64_t deadline = clock_ns(CLOCK_MONOTONIC) + LOADER_RUN_NS + LOADER_WAIT_S * NS_PER_S;
+    while (!atomic_load(&loader_done)) {
+        if (clock_ns(CLOCK_MONOTONIC) > deadline) {
+            fprintf(stderr,
+                    "test_loader_lock not done %d s after its run: a SIGPROF handler "
+                    "deadlocked on the loader's lock\n",
+                    LOADER_WAIT_S);
+            abort();
+        }
+        usleep(10 * 1000);
+    }
+    return NULL;
+}
+
+static void test_loader_lock(void **state)
+{
+    (void)state;
+    atomic_store(&loader_stop, 0);
+    atomic_store(&loader_done, 0);
+    atomic_store(&loader_walks, 0);
+    pthread_t watchdog, walkers[LOADER_THREADS], flusher;
+    assert_int_equal(pthread_create(&watchdog, NULL, loader_watchdog, NULL), 0);
+    assert_int_equal(hprof_cpu_start(HPROF_CPU_MAX_HZ), 0);
+    for (int i = 0; i < LOADER_THREADS; i++)
+        assert_int_equal(pthread_create(&walkers[i], NULL, loader_walker, (void *)(uintptr_t)i), 0);
+    assert_int_equal(pthread_create(&flusher, NULL, cache_flusher, NULL), 0);
+    int64_t until = clock_ns(CLOCK_MONOTONIC) + LOADER_RUN_NS;
+    while (clock_ns(CLOCK_MONOTONIC) < until)
+        cpu_hot_one(); /* this thread is sampled too, outside the loader */
+    atomic_store(&loader_stop, 1);
+    for (int i = 0; i < LOADER_THREADS; i++)
+        assert_int_equal(pthread_join(walkers[i], NULL), 0);
+    assert_int_equal(pthread_join(flusher, NULL), 0);
+    struct hprof_cpu_stats stats;
+    hprof_cpu_get_stats(&stats);
+    assert_int_equal(hprof_cpu_stop(NULL, NULL), 0);
+    atomic_store(&loader_done, 1);
+    assert_int_equal(pthread_join(watchdog, NULL), 0);
+    print_message("%ld walks of the loaded objects, %" PRIu64 " samples\n",
+                  atomic_load(&loader_walks), stats.samples);
+    assert_true(stats.samples > 0); /* the handlers ran meanwhile */
+}
+
 /* A test that failed half-way may leave a profile running: the next one starts clean. */
 static int stop_leftover(void **state)
 {
@@ -716,6 +821,7 @@ int main(int argc, char **argv)
     };
     (void)test_busy;
     (void)test_fork;
+    (void)test_loader_lock; /* TSan delays signals to its own safe points: no cycle to replay */
 #else
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_api, stop_leftover),
@@ -724,6 +830,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_unsignalled, stop_leftover),
         cmocka_unit_test_teardown(test_fork, stop_leftover),
         cmocka_unit_test_teardown(test_restart, stop_leftover),
+        cmocka_unit_test_teardown(test_loader_lock, stop_leftover),
     };
 #endif
     return cmocka_run_group_tests(tests, NULL, NULL);
