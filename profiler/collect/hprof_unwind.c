@@ -27,13 +27,20 @@
  * under load; test_loader_lock replays it every time). libunwind's per-thread cache would avoid
  * the lock, but Debian builds libunwind without it (a per-thread request falls back to the
  * shared cache unlocked), so the policy is UNW_CACHE_NONE: every step looks its frame up
- * afresh, taking only the loader's lock, which is recursive for the interrupted thread and
- * whose other holders wait for nothing a handler holds. It is set once, before the first walk:
- * changing it while another thread walks would leave that walk's lock, and its blocked signals,
- * held. The heap sampler's unw_backtrace keeps its per-thread trace of frame shapes, which does
- * not depend on this cache; the cost per walk is in BENCHMARKS.md.
+ * afresh, taking only the loader's lock, whose other holders wait for nothing a handler holds.
+ * It is set once, before the first walk: changing it while another thread walks would leave
+ * that walk's lock, and its blocked signals, held. The heap sampler's unw_backtrace keeps its
+ * per-thread trace of frame shapes, which does not depend on this cache; the cost per walk is
+ * in BENCHMARKS.md. (hprof_loader.c alone would break that cycle for every holder that goes
+ * through dl_iterate_phdr; without the cache, dlopen's own short holds cannot close it either.)
+ *
+ * No walk on a thread inside dl_iterate_phdr (hprof_loader_busy): the loader's lock is
+ * recursive, but its acquire and release are not safe to interrupt (hprof_loader.c). Such a
+ * sample keeps the interrupted PC alone.
  */
 #include "hprof_unwind.h"
+
+#include "hprof_loader.h"
 
 #define UNW_LOCAL_ONLY /* this process's own stacks: the fast local unwinder */
 #include <libunwind.h>
@@ -82,6 +89,10 @@ int hprof_unwind_signal(void *ucontext, uintptr_t *pcs)
 {
     unw_cursor_t cursor;
     int depth = 0;
+    if (hprof_loader_busy()) { /* a walk would take the loader's lock: see hprof_loader.c */
+        pcs[0] = interrupted_pc(ucontext);
+        return 1;
+    }
     hprof_internal_enter();
     if (unw_init_local2(&cursor, (unw_context_t *)ucontext, UNW_INIT_SIGNAL_FRAME) == 0)
         depth = walk(&cursor, 1, pcs);
@@ -105,6 +116,7 @@ __attribute__((noinline)) int hprof_unwind_here(uintptr_t *pcs)
 
 void hprof_unwind_prewarm(void)
 {
+    hprof_loader_init();
     hprof_unwind_init();
     unw_context_t uc;
     unw_cursor_t cursor;
