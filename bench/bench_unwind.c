@@ -18,16 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "hprof_unwind.h"
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
+#include "lc_util.h"
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -52,10 +45,10 @@ __attribute__((noinline)) static double walk_from(int depth, long walks)
         return ns;
     }
     uintptr_t pcs[HPROF_MAX_DEPTH];
-    int64_t start = mono_ns();
+    int64_t start = lc_monotonic_ns();
     for (long i = 0; i < walks; i++)
         frames_seen = hprof_unwind_here(pcs);
-    return (double)(mono_ns() - start) / (double)walks;
+    return (double)(lc_monotonic_ns() - start) / (double)walks;
 }
 
 int main(int argc, char **argv)
