@@ -8,7 +8,7 @@
  * and recording itself as the owner (and between clearing the owner and releasing the word on
  * the way out) the thread holds the lock without being its owner, so the handler's acquire
  * waits for its own thread, for good, and every other thread after it (test_loader_lock in
- * tests/profiler_cpu caught it once in five runs). Callers of dl_iterate_phdr are many: libgcc
+ * tests/profiler_cpu caught it 2 runs in 25). Callers of dl_iterate_phdr are many: libgcc
  * finding unwind tables, libunwind (the heap sampler's walks), our hprof_maps, any library.
  *
  * So dl_iterate_phdr here counts, per thread, the calls in progress, and calls glibc's. A

@@ -717,10 +717,13 @@ static int write_profile(const char *path)
  * interrupted a thread inside dl_iterate_phdr (the profiler's own hprof_maps, libgcc finding a
  * C++ exception's tables, dlopen) waited for that cache lock, while the handler on another
  * thread that held it waited for the loader's lock: both stuck for good (test_collect_fork hung
- * 3 times in about 60 runs under stress-ng). The profiler now runs libunwind without that cache
- * (hprof_unwind_init). This replays the cycle: threads spend their time inside dl_iterate_phdr
- * while the profile samples them at the highest rate and the cache is flushed without pause,
- * so that every walk misses it and looks its frames up in the loader's list. */
+ * 3 times in 84 runs under stress-ng). The profiler now runs libunwind without that cache
+ * (hprof_unwind_init), and a handler on a thread inside dl_iterate_phdr does not walk at all
+ * (hprof_loader.c: with the cache off alone this test still hung 2 runs in 25, the handler
+ * waiting for its own thread inside the loader lock's acquire). This replays both: threads
+ * spend their time inside dl_iterate_phdr while the profile samples them at the highest rate
+ * and the cache is flushed without pause, so that every walk misses it and looks its frames
+ * up in the loader's list. */
 #define LOADER_THREADS 3
 #define LOADER_RUN_NS  (1500 * 1000 * 1000LL)
 #define LOADER_WAIT_S  30 /* far above the run: a test not done by then is stuck */
