@@ -9,7 +9,7 @@
 #  3. leaky under the same load and the same idle time keeps every entry: held == requests, and
 #     its inuse_space does not fall.
 #  4. fixed --trim, the same TTL and load: RSS falls back too after the sweep that empties it
-#     (without --trim glibc keeps the freed memory; printed).
+#     (without --trim glibc keeps part of the freed memory resident; printed).
 # The TTL outlives the whole load, so the peak holds every request the load made, whatever the
 # machine's speed: with a 2 s TTL a busy machine (12,523 requests in 3 s) held 2.6 MB at the
 # peak, below the 8 MiB that makes "falls back" mean something.
