@@ -81,7 +81,7 @@ wait_emptied() {
 lc_start_server F "$BIN/fixed" --threads 2 --ttl ${TTL_S}s --sweep-every ${SWEEP_S}s --verbose
 f_start=$(heap F start)
 f_rss_start=$(rss "$F_PID")
-f_requests=$(load F)
+f_requests=$(load F) || exit 1 # lc_fail in $(...) exits only the subshell
 load_end=$(date +%s%N)
 f_peak=$(heap F peak)
 f_rss_peak=$(rss "$F_PID")
@@ -107,7 +107,7 @@ served=$(echo "$line" | sed 's/.*stopped after \([0-9]*\) requests.*/\1/')
 # --- 3. leaky: the same load, the same idle time, and nothing goes -------------------------
 lc_start_server L "$BIN/leaky" --threads 2
 l_start=$(heap L start)
-l_requests=$(load L)
+l_requests=$(load L) || exit 1
 l_peak=$(heap L peak)
 sleep $((emptied_ms / 1000 + 1))
 l_after=$(heap L after)
