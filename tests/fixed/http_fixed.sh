@@ -51,7 +51,8 @@ heap() {
 }
 rss() { awk '/^VmRSS:/ { print $2 * 1024 }' "/proc/$1/status"; }
 # load NAME: wrk in rounds of LOAD_S seconds until REQUESTS requests completed (at most
-# LOAD_ROUNDS rounds); prints how many completed.
+# LOAD_ROUNDS rounds); sets `loaded` to how many completed. Run in this shell, not in $(...):
+# lc_fail there would exit the subshell only.
 load() {
     local url_var="${1}_URL" requests=0 round
     for round in $(seq $LOAD_ROUNDS); do
@@ -62,7 +63,7 @@ load() {
     done
     [ "$requests" -ge $REQUESTS ] ||
         lc_fail "$1: $requests requests in $LOAD_ROUNDS rounds of ${LOAD_S} s, want $REQUESTS"
-    echo "$requests"
+    loaded=$requests
 }
 stopped_line() { grep -E "^$1: stopped after [0-9]+ requests; the store held [0-9]+ entries" "$2"; }
 # wait_emptied ERR_FILE SKIP_LINES DEADLINE_NS: waits until a --verbose sweep line after the first
@@ -81,7 +82,8 @@ wait_emptied() {
 lc_start_server F "$BIN/fixed" --threads 2 --ttl ${TTL_S}s --sweep-every ${SWEEP_S}s --verbose
 f_start=$(heap F start)
 f_rss_start=$(rss "$F_PID")
-f_requests=$(load F) || exit 1 # lc_fail in $(...) exits only the subshell
+load F
+f_requests=$loaded
 load_end=$(date +%s%N)
 f_peak=$(heap F peak)
 f_rss_peak=$(rss "$F_PID")
@@ -107,7 +109,8 @@ served=$(echo "$line" | sed 's/.*stopped after \([0-9]*\) requests.*/\1/')
 # --- 3. leaky: the same load, the same idle time, and nothing goes -------------------------
 lc_start_server L "$BIN/leaky" --threads 2
 l_start=$(heap L start)
-l_requests=$(load L) || exit 1
+load L
+l_requests=$loaded
 l_peak=$(heap L peak)
 sleep $((emptied_ms / 1000 + 1))
 l_after=$(heap L after)
@@ -138,7 +141,7 @@ fi
 # --- 4. --trim gives RSS back too ---------------------------------------------------------
 lc_start_server R "$BIN/fixed" --threads 2 --ttl ${TTL_S}s --sweep-every ${SWEEP_S}s --verbose --trim
 r_rss_start=$(rss "$R_PID")
-load R >/dev/null
+load R
 r_rss_peak=$(rss "$R_PID")
 # RSS after the sweep that emptied the store (and trimmed), however late it comes: a fixed sleep
 # once read RSS before that sweep on a busy machine.
